@@ -1,0 +1,273 @@
+"""The `optimizer` command line: parse, call the Python API, write, map status to exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NOT_PROVEN = 0, 2, 3, 4
+
+
+def _load(path: str):
+    from optimizer.io import InstanceError, load_instance
+
+    try:
+        return load_instance(path)
+    except InstanceError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_INPUT)
+
+
+def _emit(text: str, out: str | None) -> None:
+    """Print, or write atomically (temp file then rename) so no partial file is left."""
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    from optimizer.io import atomic_write_text
+
+    atomic_write_text(Path(out), text)
+    click.echo(f"wrote {out}", err=True)
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                      default="table", show_default=True, help="Output format.")
+OUT = click.option("--out", type=click.Path(dir_okay=False), default=None,
+                   help="Write to FILE (atomically) instead of the terminal.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Inventory and procurement optimisation: single-item policies and the constrained
+    multi-SKU optimum."""
+
+
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+def validate(instance: str) -> None:
+    """Check INSTANCE and list every problem (row, SKU, field) at once."""
+    from optimizer.io import validate as run_validate
+
+    issues = run_validate(instance)
+    if issues:
+        click.echo(f"{len(issues)} problem(s) in {instance}:", err=True)
+        for issue in issues:
+            click.echo(f"  {issue}", err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo(f"{instance}: valid")
+
+
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+@click.option("--model", type=click.Choice(["full", "modified", "rz", "eoq"]), default="full",
+              show_default=True, help="Single-item model (see README).")
+@FORMAT
+@OUT
+def policy(instance: str, model: str, fmt: str, out: str | None) -> None:
+    """Single-item policy (Z, R) of every SKU, ignoring coupling limits."""
+    from optimizer import report
+    from optimizer.policy import kpis, single_item_policy
+
+    inst = _load(instance)
+    result = single_item_policy(inst, model=model)
+    k = kpis(inst, result).to_dict()
+    extra = _passthrough(inst)
+    if fmt == "json":
+        doc = {"status": "optimal", "model": model, "objective": result.objective,
+               "skus": report.sku_records(result, extra), "kpis": k}
+        _emit(report.to_json(doc), out)
+    elif fmt == "csv":
+        _emit(report.to_csv(result, extra), out)
+    else:
+        text = (f"single-item policy ({model}) for {inst.n} SKUs: total cost "
+                f"{result.objective:,.2f} per year\n{report.policy_table(result)}\n"
+                f"{report.kpi_lines(k)}\n")
+        _emit(text, out)
+
+
+def _passthrough(inst):
+    cols = [c for c in inst.frame.columns if str(c).startswith("x_")]
+    return inst.frame[cols] if cols else None
+
+
+@main.command()
+@click.option("--skus", "n_skus", type=click.IntRange(min=1), required=True,
+              help="Number of SKUs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--tightness", type=click.FloatRange(0.05, 2.0), default=0.7, show_default=True,
+              help="Limits as a fraction of what the single-item policies use.")
+@click.option("--file-format", "file_format", type=click.Choice(["csv", "parquet", "xlsx"]),
+              default="csv", show_default=True)
+@click.argument("out", type=click.Path(file_okay=False))
+def generate(n_skus: int, seed: int, tightness: float, file_format: str, out: str) -> None:
+    """Write a synthetic instance of N SKUs with binding limits to directory OUT."""
+    from optimizer.generate import generate_to_dir
+
+    generate_to_dir(n_skus, seed, out, fmt=file_format, tightness=tightness)
+    click.echo(f"wrote {n_skus} SKUs to {out}")
+
+
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds; the best plan so far is returned with its bound and gap.")
+@click.option("--gap", type=click.FloatRange(min=0.0, max=1.0), default=1e-4, show_default=True,
+              help="Relative gap target (objective - bound) / objective.")
+@click.option("--write-model", type=click.Path(dir_okay=False), default=None,
+              help="Write the integer master to FILE.lp or FILE.mps.")
+@click.option("--solver", default="appsi_highs", show_default=True,
+              help="Pyomo solver for the integer master (HiGHS by default).")
+@FORMAT
+@OUT
+def solve(instance, time_limit, gap, write_model, solver, fmt, out) -> None:
+    """Constrained multi-SKU optimum under the scenario's limits, with bound and gap."""
+    from optimizer import report
+    from optimizer.solve import solve as run_solve
+
+    inst = _load(instance)
+    res = run_solve(inst, time_limit=time_limit, gap=gap, solver=solver,
+                    write_model=write_model)
+    extra = _passthrough(inst)
+    if res.status == "infeasible" and out is not None:
+        out = None  # no plan: nothing is written, the diagnosis goes to the terminal
+        fmt = "table"
+    if fmt == "json":
+        _emit(report.to_json(report.solve_document(res, extra)), out)
+    elif fmt == "csv":
+        if res.policy is None:
+            click.echo(report.solve_summary(res), err=True)
+        else:
+            _emit(report.to_csv(res.policy, extra), out)
+    else:
+        _emit(report.solve_summary(res) + "\n", out)
+    code = {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INFEASIBLE,
+            "time_limit": EXIT_NOT_PROVEN}[res.status]
+    if res.status == "infeasible":
+        click.echo(f"infeasible: {res.message}", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+@click.option("--budgets", default=None, help="Comma-separated budgets, e.g. 100000,120000.")
+@click.option("--budget-range", default=None, help="START:STOP:N evenly spaced budgets.")
+@click.option("--scenarios", "scenarios_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="CSV with a name column and limit columns.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for frontier.csv and one plan JSON per scenario.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Frontier plot, .png or .svg.")
+@click.option("--gap", type=click.FloatRange(min=0.0, max=1.0), default=1e-4, show_default=True)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds per scenario.")
+@FORMAT
+def replan(instance, budgets, budget_range, scenarios_file, out_dir, workers, plot, gap,
+           time_limit, fmt) -> None:
+    """Re-plan a batch of scenarios (budget cuts and other what-ifs) in one run."""
+    import pandas as pd
+
+    from optimizer import report
+    from optimizer import replan as rp
+
+    given = [x is not None for x in (budgets, budget_range, scenarios_file)]
+    if sum(given) != 1:
+        raise click.UsageError("give exactly one of --budgets, --budget-range, --scenarios")
+    try:
+        if budgets is not None:
+            try:
+                values = [float(v) for v in budgets.split(",") if v.strip()]
+            except ValueError as exc:
+                raise rp.ScenarioError(f"--budgets must be numbers: {exc}") from exc
+            specs = rp.specs_from_budgets(values)
+        elif budget_range is not None:
+            specs = rp.specs_from_range(budget_range)
+        else:
+            specs = rp.specs_from_frame(pd.read_csv(scenarios_file), scenarios_file)
+    except rp.ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    inst = _load(instance)
+    bar = _progress(len(specs))
+    try:
+        frontier = rp.replan(inst, specs, workers=workers, gap=gap, time_limit=time_limit,
+                             progress=bar.update)
+    finally:
+        bar.close()
+    table = frontier.table()
+    if out_dir is not None:
+        from optimizer.io import atomic_write_text
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for o in frontier.outcomes:
+            if o.result is not None and o.result.policy is not None:
+                safe = "".join(ch if ch.isalnum() or ch in "-_.=" else "_" for ch in o.spec.name)
+                atomic_write_text(out / f"plan_{safe}.json",
+                                  report.to_json(report.solve_document(o.result, _passthrough(inst))))
+        atomic_write_text(out / "frontier.csv", table.to_csv(index=False, float_format="%.6g"))
+    if plot is not None:
+        rp.plot_frontier(frontier, plot)
+    if fmt == "json":
+        click.echo(report.to_json(rp.frontier_document(frontier)), nl=False)
+    elif fmt == "csv":
+        click.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
+    else:
+        cols = ["name", "status", "objective", "gap", "fill_rate", "average_inventory_value",
+                "binding", "shadow_price_budget", "solve_seconds"]
+        click.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.6g}"))
+        for o in frontier.outcomes:
+            if o.status in ("infeasible", "error"):
+                click.echo(f"{o.spec.name}: {o.status}: {o.message}")
+        click.echo(f"single-item baseline cost {frontier.baseline_objective:,.2f}; "
+                   f"total {frontier.total_seconds:.2f} s")
+    failed = all(o.status in ("infeasible", "error") for o in frontier.outcomes)
+    sys.exit(EXIT_INFEASIBLE if failed else EXIT_OK)
+
+
+def _progress(total: int):
+    """A progress bar on a terminal, silent otherwise (tqdm decides by TTY)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="scenario", disable=None, file=sys.stderr, leave=False)
+
+
+@main.command()
+@click.argument("plan_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("plan_b", type=click.Path(exists=True, dir_okay=False))
+@FORMAT
+@OUT
+def diff(plan_a, plan_b, fmt, out) -> None:
+    """SKUs whose Z or R differ between two plan files, with the cost effect."""
+    import json
+
+    from optimizer import report
+    from optimizer.replan import diff_plans
+
+    docs = []
+    for path in (plan_a, plan_b):
+        try:
+            docs.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            click.echo(f"error: {path}: not a plan JSON ({exc})", err=True)
+            sys.exit(EXIT_INPUT)
+    try:
+        d = diff_plans(*docs)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    if fmt == "json":
+        _emit(report.to_json({"changed": d.to_dict(orient="records"),
+                              "cost_effect": float(d["cost_effect"].sum(skipna=True))}), out)
+    elif fmt == "csv":
+        _emit(d.to_csv(index=False, float_format="%.6g"), out)
+    else:
+        text = (f"{len(d)} SKU(s) change; cost effect {d['cost_effect'].sum(skipna=True):+,.2f} "
+                "per year\n" + (d.head(50).to_string(index=False, float_format=lambda v: f"{v:,.4g}")
+                                 if len(d) else ""))
+        _emit(text + "\n", out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""One solve path for Pyomo models: HiGHS through Pyomo's appsi interface (persistent,
+takes a MIP start), or any Pyomo `SolverFactory` name, returning a `SolverOutcome`.
+
+Two status axes, as in Pyomo's contrib.solver: why the solver stopped (`termination`) and
+what we hold (`solution`: none | feasible | optimal). Infeasible and time-limited solves are
+returned, never raised. HiGHS's reported run time is cumulative on a persistent instance, so
+the wall time is measured here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import pyomo.environ as pyo
+
+
+class SolverUnavailable(RuntimeError):
+    """The requested solver cannot be run here; install it or pick --solver appsi_highs."""
+
+
+@dataclass
+class SolverOutcome:
+    termination: str  # optimal | infeasible | time_limit | unbounded | error
+    solution: str  # none | feasible | optimal
+    objective: float  # incumbent objective, nan when none
+    bound: float  # best bound reported by the solver, nan when unknown
+    seconds: float
+    duals: dict = field(default_factory=dict)  # constraint data -> dual (LPs only)
+    message: str = ""
+
+
+def _appsi(time_limit, mip_gap, warmstart):
+    from pyomo.contrib.appsi.solvers import Highs
+
+    opt = Highs()
+    if not opt.available():
+        raise SolverUnavailable("HiGHS (highspy) is not available: pip install highspy")
+    opt.config.stream_solver = False
+    opt.config.load_solution = False
+    if time_limit is not None:
+        opt.config.time_limit = max(float(time_limit), 0.01)
+    if mip_gap is not None:
+        opt.config.mip_gap = float(mip_gap)
+    opt.config.warmstart = bool(warmstart)
+    return opt
+
+
+def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_limit=None,
+                mip_gap=None, warmstart: bool = False, want_duals: bool = False,
+                persistent=None) -> SolverOutcome:
+    """Solve `model`; load the incumbent into its variables when there is one.
+
+    `warmstart=True` hands the current variable values to HiGHS as a MIP start (every
+    variable must hold a value: appsi fills unset ones with 0 and HiGHS rejects a partial
+    start). Pass a `persistent` appsi solver to reuse one across re-solves.
+    """
+    start = time.perf_counter()
+    if solver in ("appsi_highs", "highs"):
+        opt = persistent or _appsi(time_limit, mip_gap, warmstart)
+        if persistent is not None:
+            if time_limit is not None:
+                opt.config.time_limit = max(float(time_limit), 0.01)
+            opt.config.warmstart = bool(warmstart)
+        from pyomo.contrib.appsi.base import TerminationCondition as TC
+
+        res = opt.solve(model)
+        seconds = time.perf_counter() - start
+        tc = res.termination_condition
+        term = {TC.optimal: "optimal", TC.infeasible: "infeasible",
+                TC.maxTimeLimit: "time_limit", TC.unbounded: "unbounded",
+                TC.infeasibleOrUnbounded: "infeasible"}.get(tc, "error")
+        obj = res.best_feasible_objective
+        has = obj is not None and math.isfinite(obj)
+        if has:
+            res.solution_loader.load_vars()
+        duals = {}
+        if want_duals and term == "optimal":
+            duals = res.solution_loader.get_duals()
+        bound = res.best_objective_bound
+        return SolverOutcome(
+            termination=term,
+            solution="optimal" if term == "optimal" else ("feasible" if has else "none"),
+            objective=float(obj) if has else math.nan,
+            bound=float(bound) if bound is not None and math.isfinite(bound) else math.nan,
+            seconds=seconds, duals=duals, message=str(tc))
+    # any other Pyomo solver by name (no MIP start, no persistence)
+    opt = pyo.SolverFactory(solver)
+    if opt is None or not opt.available(exception_flag=False):
+        raise SolverUnavailable(f"solver {solver!r} is not available to Pyomo; "
+                                "use --solver appsi_highs")
+    if want_duals and not hasattr(model, "dual"):
+        model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    res = opt.solve(model, load_solutions=False)
+    seconds = time.perf_counter() - start
+    tc = str(res.solver.termination_condition)
+    term = "optimal" if tc == "optimal" else ("infeasible" if "infeasible" in tc else
+                                               ("time_limit" if "Time" in tc else "error"))
+    has = len(res.solution) > 0
+    if has:
+        model.solutions.load_from(res)
+    obj = pyo.value(next(model.component_data_objects(pyo.Objective, active=True))) if has else math.nan
+    duals = dict(model.dual.items()) if want_duals and has and hasattr(model, "dual") else {}
+    return SolverOutcome(term, "optimal" if term == "optimal" else ("feasible" if has else "none"),
+                         obj, obj if term == "optimal" else math.nan, seconds, duals, tc)

@@ -1,0 +1,322 @@
+"""Single-item policies for every SKU of an instance, and their exact evaluation.
+
+Models (all vectorised over SKUs):
+
+- "eoq": the textbook formula planners use today (seed 003): Z = sqrt(2 D K / h) rounded up
+  to MOQ and pack size, reorder level R = daily demand x lead time, no safety stock.
+- "rz": seed 004's probabilistic (R, Z) model (its iteration; service-target variants),
+  rounded up to MOQ and pack size afterwards as a planner would.
+- "modified": seed 002's modified deterministic model carried over to the (R, Z) cost:
+  delivery cost stepping with the vehicles an order needs, holding cost including the capital
+  tied up (h + capital_rate x unit_cost), supplier reliability lengthening the lead time
+  (`Instance.effective_lead_time_demand`), shortage loss weighted by the item's share of
+  sales (p x sales_share / mean sales_share), MOQ and packs honoured exactly.
+- "full" (default): everything the instance states (vehicles, capital, reliability, MOQ,
+  packs) with the shortage cost as given; the exact single-item optimum.
+
+Every policy is reported through `evaluate_plan`, which prices a (Z, R) per SKU with the
+instance's full cost, so baselines and optimum are compared on one yardstick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from optimizer.distributions import LeadTimeDemand
+from optimizer.instance import Instance
+from optimizer import single_item as si
+
+MODELS = ("full", "modified", "rz", "eoq")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The instance's cost data as seen by one model (arrays per SKU)."""
+
+    ltd: LeadTimeDemand
+    holding: np.ndarray  # h, money / unit-year
+    penalty: np.ndarray  # p, money / unit short (0 when none)
+    units_per_vehicle: np.ndarray
+    vehicle_cost: np.ndarray
+    moq: np.ndarray
+    multiple: np.ndarray
+
+
+def cost_model(instance: Instance, model: str = "full") -> CostModel:
+    """Per-SKU cost data for `model` (see module docstring)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    sc = instance.scenario
+    if model in ("full", "modified"):
+        mean, sd = instance.effective_lead_time_demand()
+        holding = instance.holding_cost + sc.capital_rate * instance.unit_cost
+        units, vcost = instance.vehicle_arrays()
+    else:
+        mean, sd = instance.lead_time_demand_mean, instance.lead_time_demand_sd
+        holding = instance.holding_cost.copy()
+        units, vcost = np.full(instance.n, np.inf), np.zeros(instance.n)
+    penalty = np.nan_to_num(instance.shortage_cost, nan=0.0)
+    if model == "modified":
+        share = instance.sales_share
+        if np.isfinite(share).any():
+            weight = np.where(np.isfinite(share), share / np.nanmean(share), 1.0)
+            penalty = penalty * weight
+    ltd = LeadTimeDemand.build(instance.distribution, mean, sd)
+    return CostModel(ltd, holding, penalty, units, vcost, instance.moq, instance.order_multiple)
+
+
+def exact_cost_model(instance: Instance) -> CostModel:
+    """The yardstick every plan is priced with: the "full" model."""
+    return cost_model(instance, "full")
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """A (Z, R) policy per SKU with its exact annual costs and service (arrays per SKU).
+
+    Costs are money per year; quantities in units; service levels are fractions.
+    `notes` holds one string per SKU ("" when nothing special applied).
+    """
+
+    sku: np.ndarray
+    order_quantity: np.ndarray
+    reorder_point: np.ndarray
+    safety_stock: np.ndarray
+    orders_per_year: np.ndarray
+    vehicles_per_order: np.ndarray
+    ordering_cost: np.ndarray
+    delivery_cost: np.ndarray
+    holding_cost: np.ndarray
+    shortage_cost: np.ndarray
+    total_cost: np.ndarray
+    cycle_service: np.ndarray
+    fill_rate: np.ndarray
+    average_inventory: np.ndarray  # units
+    average_inventory_value: np.ndarray  # money
+    notes: list[str] = field(default_factory=list)
+    model: str = "full"
+
+    @property
+    def objective(self) -> float:
+        return float(self.total_cost.sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        cols = {name: getattr(self, name) for name in POLICY_COLUMNS}
+        df = pd.DataFrame(cols)
+        df["notes"] = self.notes if self.notes else [""] * len(df)
+        return df
+
+
+POLICY_COLUMNS = (
+    "sku", "order_quantity", "reorder_point", "safety_stock", "orders_per_year",
+    "vehicles_per_order", "ordering_cost", "delivery_cost", "holding_cost", "shortage_cost",
+    "total_cost", "cycle_service", "fill_rate", "average_inventory", "average_inventory_value",
+)
+
+
+@dataclass(frozen=True)
+class KPIs:
+    """Portfolio indicators of a policy.
+
+    average_inventory_value: sum c (Z/2 + R - E v)^+, money; turnover: annual cost of goods
+    (sum c D) over average inventory value, per year; days_of_supply: days_per_year /
+    turnover; fill_rate: demand-weighted fill rate (seed 001's KPIs).
+    """
+
+    average_inventory_value: float
+    turnover: float
+    days_of_supply: float
+    fill_rate: float
+    total_cost: float
+
+    def to_dict(self) -> dict:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def kpis(instance: Instance, result: PolicyResult) -> KPIs:
+    value = float(result.average_inventory_value.sum())
+    cogs = float((instance.unit_cost * instance.annual_demand).sum())
+    turnover = cogs / value if value > 0 else float("inf")
+    days = instance.scenario.days_per_year / turnover if turnover > 0 else float("inf")
+    fill = float((instance.annual_demand * result.fill_rate).sum() / instance.annual_demand.sum())
+    return KPIs(value, turnover, days, fill, float(result.total_cost.sum()))
+
+
+def evaluate_plan(instance: Instance, order_quantity, reorder_point, notes=None,
+                  model: str = "full") -> PolicyResult:
+    """Exact per-SKU annual costs and service of given (Z, R), priced with the full model.
+
+    ordering = K D / Z; delivery = c_v ceil(Z/u) D / Z; holding = h (Z/2 + R - E v) (seed 004
+    eq. 1, h including capital tied up); shortage = p D b(R) / Z (seed 004 eq. 3);
+    cycle service = P(v <= R); fill rate = 1 - b(R) / Z.
+    """
+    cm = exact_cost_model(instance)
+    z = np.asarray(order_quantity, dtype=float)
+    r = np.asarray(reorder_point, dtype=float)
+    d = instance.annual_demand
+    ltd = cm.ltd
+    n = si._vehicles(z, cm.units_per_vehicle)
+    loss = ltd.loss(r)
+    ordering = instance.ordering_cost * d / z
+    delivery = cm.vehicle_cost * n * d / z
+    safety = r - ltd.mean
+    holding = cm.holding * (z / 2.0 + safety)
+    shortage = cm.penalty * d * loss / z
+    avg_units = np.maximum(z / 2.0 + safety, 0.0)
+    text = notes if notes is not None else [""] * instance.n
+    return PolicyResult(
+        sku=instance.sku, order_quantity=z, reorder_point=r, safety_stock=safety,
+        orders_per_year=d / z, vehicles_per_order=n, ordering_cost=ordering,
+        delivery_cost=delivery, holding_cost=holding, shortage_cost=shortage,
+        total_cost=ordering + delivery + holding + shortage,
+        cycle_service=ltd.cdf(r), fill_rate=np.clip(1.0 - loss / z, 0.0, 1.0),
+        average_inventory=avg_units, average_inventory_value=avg_units * instance.unit_cost,
+        notes=list(text), model=model)
+
+
+def coefficients(instance: Instance, cm: CostModel, *, honour_limits: bool = True,
+                 penalty=None, min_reorder=None, extra_hold_q=0.0, extra_hold_r=0.0,
+                 extra_ordering=0.0, extra_penalty=0.0) -> si.CostCoefficients:
+    """F's coefficients for the instance under cost model `cm`, with optional price shifts
+    (the multi-SKU master's duals): h_q = h/2 + extra_hold_q, h_r = h + extra_hold_r, etc."""
+    p = cm.penalty if penalty is None else penalty
+    fixed = np.full(instance.n, np.nan) if min_reorder is None else min_reorder
+    return si.CostCoefficients.build(
+        demand=instance.annual_demand,
+        ordering=instance.ordering_cost + extra_ordering,
+        hold_q=cm.holding / 2.0 + extra_hold_q,
+        hold_r=cm.holding + extra_hold_r,
+        penalty=p + extra_penalty,
+        units_per_vehicle=cm.units_per_vehicle if honour_limits else np.inf,
+        vehicle_cost=cm.vehicle_cost if honour_limits else 0.0,
+        moq=cm.moq if honour_limits else 0.0,
+        multiple=cm.multiple if honour_limits else 0.0,
+        min_reorder=fixed,
+    )
+
+
+def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
+    """Smallest R >= 0 with P(v <= R) >= alpha (NaN where alpha is NaN)."""
+    alpha = np.asarray(alpha, dtype=float)
+    r = ltd.isf(np.clip(1.0 - np.nan_to_num(alpha, nan=0.5), 0.0, 1.0))
+    r = np.maximum(np.nan_to_num(r, nan=0.0, neginf=0.0), 0.0)
+    r = np.where(ltd.deterministic, ltd.mean, r)
+    return np.where(np.isnan(alpha), np.nan, r)
+
+
+def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
+                       tol: float = 1e-6, max_iter: int = 40) -> tuple[si.SingleItemSolution, np.ndarray]:
+    """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
+
+    The target b(R) <= (1 - beta) Z is priced: for a shortage price P the optimum's fill
+    rate rises with P, so the smallest P meeting the target (found by regula falsi on log P
+    with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering + holding under the target
+    (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose own penalty already meets
+    the target keep it. Returns the solution and the penalty used per SKU.
+    """
+    fill_target = np.asarray(fill_target, dtype=float)
+    sol = si.optimize(coef, ltd)
+    penalty = coef.penalty.copy()
+    need = np.isfinite(fill_target) & ~ltd.deterministic
+    if need.any():
+        fr = 1.0 - ltd.loss(sol.reorder_point) / sol.order_quantity
+        need &= fr < fill_target
+    idx = np.flatnonzero(need)
+    if idx.size == 0:
+        return sol, penalty
+    sub, sub_ltd, target = coef.take(idx), ltd.take(idx), fill_target[idx]
+
+    def fill_at(p, rows=None):
+        c, l = (sub, sub_ltd) if rows is None else (sub.take(rows), sub_ltd.take(rows))
+        s = si.optimize(_with_penalty(c, p), l)
+        return s, 1.0 - l.loss(s.reorder_point) / s.order_quantity
+
+    lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
+    f_lo = fill_at(lo)[1] - target
+    hi = np.maximum(lo, sub.hold_r) * 4.0
+    hi_sol, f_hi = fill_at(hi)
+    f_hi = f_hi - target
+    for _ in range(60):  # grow the bracket until every SKU meets its target at hi
+        short = f_hi < 0
+        if not short.any():
+            break
+        lo = np.where(short, hi, lo)
+        f_lo = np.where(short, f_hi, f_lo)
+        hi = np.where(short, hi * 8.0, hi)
+        rows = np.flatnonzero(short)
+        f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
+    # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi)
+    xl, xh = np.log(lo), np.log(hi)
+    side = np.zeros(idx.size)
+    for _ in range(max_iter):
+        open_ = (xh - xl > np.log1p(tol)) & (f_hi > 1e-7)
+        if not open_.any():
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.where(f_hi != f_lo, xh - f_hi * (xh - xl) / (f_hi - f_lo), 0.5 * (xl + xh))
+        x = np.where(np.isfinite(x) & (x > xl) & (x < xh), x, 0.5 * (xl + xh))
+        x = np.where(open_, x, xh)
+        rows = np.flatnonzero(open_)
+        f = np.zeros(idx.size)
+        f[rows] = fill_at(np.exp(x[rows]), rows)[1] - target[rows]
+        up = open_ & (f >= 0)
+        down = open_ & (f < 0)
+        # Illinois: halve the stale end's value when the same end is kept twice
+        f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)
+        f_hi = np.where(down & (side == -1), 0.5 * f_hi, f_hi)
+        xh = np.where(up, x, xh)
+        f_hi = np.where(up, f, f_hi)
+        xl = np.where(down, x, xl)
+        f_lo = np.where(down, f, f_lo)
+        side = np.where(up, 1, np.where(down, -1, side))
+    hi = np.exp(xh)
+    final, _ = fill_at(hi)  # the feasible side of the bracket
+    z, r, n, f, notes = (sol.order_quantity.copy(), sol.reorder_point.copy(),
+                         sol.vehicles_per_order.copy(), sol.objective.copy(), sol.notes.copy())
+    z[idx], r[idx], n[idx] = final.order_quantity, final.reorder_point, final.vehicles_per_order
+    f[idx], notes[idx] = final.objective, final.notes | si.NOTE_SERVICE_TARGET
+    penalty[idx] = hi
+    return si.SingleItemSolution(z, r, n, f, notes), penalty
+
+
+def _with_penalty(coef: si.CostCoefficients, penalty) -> si.CostCoefficients:
+    fields = {f: getattr(coef, f) for f in coef.__dataclass_fields__}
+    fields["penalty"] = np.asarray(penalty, dtype=float)
+    return si.CostCoefficients(**fields)
+
+
+def _round_up_to_limits(z, moq, multiple):
+    z = np.maximum(z, moq)
+    m = np.where(multiple > 0, multiple, 1.0)
+    return np.where(multiple > 0, np.ceil(z / m - 1e-9) * m, z)
+
+
+def single_item_policy(instance: Instance, model: str = "full") -> PolicyResult:
+    """The single-item policy of every SKU under `model` (see module docstring), priced
+    with the instance's full cost by `evaluate_plan`."""
+    cm = cost_model(instance, model)
+    ltd = cm.ltd
+    if model == "eoq":
+        z = np.sqrt(2.0 * instance.annual_demand * instance.ordering_cost / cm.holding)
+        z = _round_up_to_limits(np.maximum(z, 1e-9), cm.moq, cm.multiple)
+        r = ltd.mean  # reorder level = daily demand x lead time (seed 003)
+        return evaluate_plan(instance, z, r, model=model)
+    honour = model in ("full", "modified")
+    fixed = cycle_service_reorder_point(ltd, instance.cycle_service)
+    coef = coefficients(instance, cm, honour_limits=honour, min_reorder=fixed)
+    sol, _ = solve_with_service(coef, ltd, instance.fill_rate)
+    z, r = sol.order_quantity, sol.reorder_point
+    notes = sol.notes
+    if not honour:
+        z_round = _round_up_to_limits(z, cm.moq, cm.multiple)
+        changed = z_round != z
+        if changed.any():
+            sub = coef.take(np.flatnonzero(changed))
+            r = r.copy()
+            r[changed] = si.best_reorder_point(sub, ltd.take(np.flatnonzero(changed)), z_round[changed])
+            z = z_round
+    notes = notes | np.where(np.isfinite(instance.cycle_service), si.NOTE_SERVICE_TARGET, 0)
+    return evaluate_plan(instance, z, r, notes=si.describe_notes(notes), model=model)

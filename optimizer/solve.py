@@ -1,0 +1,687 @@
+"""The constrained multi-SKU optimum: Lagrangian / Dantzig-Wolfe decomposition with the
+single-item model as pricing oracle, a certified lower bound and an integer master.
+
+Problem. Minimise sum_i F_i(Z_i, R_i) (each SKU's exact annual cost, `policy.evaluate_plan`)
+over per-SKU feasible sets X_i (MOQ, packs, vehicles, service floors) subject to coupling rows
+
+    budget     sum_i c_i (w Z_i + R_i - E v_i)  <= B      (w = 1/2 "average", 1 "peak")
+    warehouse  sum_i vol_i (w Z_i + R_i - E v_i) <= V
+    fill_rate  sum_i D_i b_i(R_i) / Z_i          <= (1 - f) sum_i D_i
+    orders     sum_i D_i / Z_i                   <= N
+
+Bound. For prices lambda >= 0, L(lambda) = sum_i min_{X_i} [F_i + lambda . u_i] - lambda . b
+is a lower bound on the optimum (weak duality); each inner minimum is the single-item
+problem with shifted coefficients (a budget price turns h into h + lambda c), solved by
+`single_item.optimize`. The dual master (Kelley cutting planes in a box around the best
+prices, `formulations.column_master.build_dual_master`) picks the next prices; every round
+is a column of the aggregated Dantzig-Wolfe master. The reported bound is max_t L(lambda_t).
+
+Plan. The candidate policies of every SKU from the rounds that carry weight in the master
+(plus feasibility-restoring rounds) form the integer choice master (one policy per SKU,
+coupling rows), solved by HiGHS with the best plan known so far as MIP start. Its plan is
+re-priced exactly; gap = (objective - bound) / objective.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from formulations.column_master import build_choice_master, build_dual_master
+from optimizer import single_item as si
+from optimizer.distributions import LeadTimeDemand
+from optimizer.highs import solve_model
+from optimizer.instance import Instance
+from optimizer.policy import (
+    KPIs, PolicyResult, coefficients, cost_model, cycle_service_reorder_point, evaluate_plan,
+    kpis, single_item_policy, solve_with_service)
+
+RESOURCE_LABELS = {
+    "budget": "inventory investment (money)",
+    "warehouse": "warehouse space (volume)",
+    "fill_rate": "expected units short per year (aggregate fill rate)",
+    "orders": "orders per year",
+}
+
+
+ALL_LIMITS = ("budget", "warehouse", "fill_rate", "orders")
+# a lower bound this many times the single-item cost is reported as infeasible limits
+INFEASIBLE_FACTOR = 1e3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The coupling rows: every limit the planner knows (ALL_LIMITS order), its right-hand
+    side (inf when the scenario does not set it) and the Z-weights of the bases."""
+
+    names: tuple[str, ...]
+    rhs: np.ndarray
+    budget_w: float = 0.5
+    warehouse_w: float = 0.5
+
+    @property
+    def k(self) -> int:
+        return len(self.names)
+
+    @property
+    def active(self) -> np.ndarray:
+        return np.isfinite(self.rhs)
+
+
+def coupling_limits(instance: Instance) -> Limits:
+    """Right-hand sides of the instance's scenario (inf for limits it does not set)."""
+    sc = instance.scenario
+    rhs = np.full(len(ALL_LIMITS), np.inf)
+    bw = ww = 0.5
+    if sc.budget is not None and sc.budget.limit is not None:
+        rhs[0] = sc.budget.limit
+        bw = 0.5 if sc.budget.basis == "average" else 1.0
+    if sc.warehouse is not None:
+        rhs[1] = sc.warehouse.capacity
+        ww = 0.5 if sc.warehouse.basis == "average" else 1.0
+    if sc.fill_rate_min is not None:
+        rhs[2] = (1.0 - sc.fill_rate_min) * float(instance.annual_demand.sum())
+    if sc.max_orders_per_year is not None:
+        rhs[3] = sc.max_orders_per_year
+    return Limits(ALL_LIMITS, rhs, bw, ww)
+
+
+@dataclass(frozen=True)
+class ConstraintReport:
+    name: str
+    limit: float
+    used: float
+    shadow_price: float  # money per year per unit of the resource
+    binding: bool
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "limit": self.limit, "used": self.used,
+                "shadow_price": self.shadow_price, "binding": self.binding}
+
+
+@dataclass
+class SolveResult:
+    """Outcome of `solve`. `objective` is the exact annual cost of `policy` (None when there
+    is no plan); `bound` a valid lower bound on the optimum (None when infeasible);
+    gap = (objective - bound) / objective (inf when there is no plan). status: optimal (gap
+    within tolerance) | feasible | time_limit | infeasible. `constraints` lists the limits
+    the scenario sets, with use, shadow price (money per year per unit) and binding flag."""
+
+    status: str
+    objective: float | None
+    bound: float | None
+    gap: float
+    solve_seconds: float
+    iterations: int
+    policy: PolicyResult | None
+    constraints: list[ConstraintReport]
+    baseline: PolicyResult
+    kpis: KPIs | None
+    baseline_kpis: KPIs
+    message: str = ""
+    diagnosis: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+
+    def shadow_price(self, name: str) -> float:
+        for c in self.constraints:
+            if c.name == name:
+                return c.shadow_price
+        return 0.0
+
+
+class _Context:
+    """Per-instance data shared by every pricing round (built once). Resource use is
+    computed for every limit in ALL_LIMITS, so rounds stay valid when a scenario switches a
+    limit on or off or changes its value."""
+
+    def __init__(self, instance: Instance, limits: Limits):
+        self.inst = instance
+        self.limits = limits
+        self.cm = cost_model(instance, "full")
+        self.ltd: LeadTimeDemand = self.cm.ltd
+        self.min_reorder = cycle_service_reorder_point(self.ltd, instance.cycle_service)
+        self.fill_target = instance.fill_rate
+        self.base = coefficients(instance, self.cm, min_reorder=self.min_reorder)
+        self.n = instance.n
+
+    def usage(self, z, r) -> np.ndarray:
+        """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order."""
+        inst, lim, mu = self.inst, self.limits, self.ltd.mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([
+                inst.unit_cost * (lim.budget_w * z + r - mu),
+                inst.unit_volume * (lim.warehouse_w * z + r - mu),
+                inst.annual_demand * self.ltd.loss(r) / z,
+                inst.annual_demand / z,
+            ])
+
+    def price(self, lam: np.ndarray) -> "_Round":
+        """Solve every SKU's priced single-item problem at resource prices `lam` (money per
+        unit of each resource, ALL_LIMITS order)."""
+        inst, lim = self.inst, self.limits
+        coef = coefficients(
+            inst, self.cm, min_reorder=self.min_reorder,
+            extra_hold_q=lam[0] * inst.unit_cost * lim.budget_w
+            + lam[1] * inst.unit_volume * lim.warehouse_w,
+            extra_hold_r=lam[0] * inst.unit_cost + lam[1] * inst.unit_volume,
+            extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
+        sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target)
+        z, r = sol.order_quantity, sol.reorder_point
+        cost = si.evaluate(self.base, self.ltd, z, r)
+        use = self.usage(z, r)
+        # per-SKU Lagrangian value; a fill-rate floor priced at P_floor adds
+        # P_floor (D b / Z - (1 - beta) D), which is <= 0 at a plan meeting the floor.
+        floor_price = penalty_used - coef.penalty
+        beta = np.nan_to_num(self.fill_target, nan=1.0)
+        lagr = sol.objective - floor_price * (1.0 - beta) * inst.annual_demand
+        return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes)
+
+
+@dataclass
+class _Round:
+    lam: np.ndarray
+    z: np.ndarray
+    r: np.ndarray
+    cost: np.ndarray  # exact F_i per SKU
+    use: np.ndarray  # (K, n)
+    priced_sum: float  # sum_i min [F_i + lam . u_i] (the Lagrangian without - lam . b)
+    notes: np.ndarray
+
+    def __post_init__(self):
+        self.total_cost = float(self.cost.sum())
+        self.total_use = self.use.sum(axis=1)
+
+    def lagrangian(self, rhs) -> float:
+        """L(lam) for right-hand sides `rhs` (inactive limits carry price 0)."""
+        act = np.isfinite(rhs)
+        return self.priced_sum - float(self.lam[act] @ rhs[act])
+
+
+def _violation(use_total, rhs):
+    """Relative violation per row (0 when within the limit or the limit is off)."""
+    act = np.isfinite(rhs)
+    out = np.zeros(rhs.shape)
+    out[act] = np.maximum(use_total[act] - rhs[act], 0.0) / np.maximum(np.abs(rhs[act]), 1e-12)
+    return out
+
+
+def _feasible(use_total, rhs, tol=1e-9):
+    act = np.isfinite(rhs)
+    return bool(np.all(use_total[act] <= rhs[act] + tol * np.maximum(np.abs(rhs[act]), 1.0)))
+
+
+class Planner:
+    """Solver state for one instance: pricing context, the column pool (every pricing
+    round), the least-use rounds of each limit and the best prices found. A scenario that
+    changes only limit values (budget, warehouse capacity, fill-rate floor, orders cap)
+    reuses all of it: old rounds stay valid cuts and candidate plans, so a re-plan needs
+    only the rounds near the new prices."""
+
+    def __init__(self, instance: Instance):
+        self.instance = instance
+        self.ctx = _Context(instance, coupling_limits(instance))
+        self.baseline = single_item_policy(instance, "full")
+        self.baseline_kpis = kpis(instance, self.baseline)
+        self.round0 = self.ctx.price(np.zeros(len(ALL_LIMITS)))
+        self.rounds: list[_Round] = [self.round0]
+        self._least: dict[int, _Round] = {}
+        self._jac: dict[tuple, np.ndarray] = {}
+        self.last_lam: np.ndarray | None = None
+
+    def compatible(self, instance: Instance) -> bool:
+        """True when `instance` differs from ours only in limit values (same SKUs, costs,
+        vehicles and bases), so this planner's state carries over."""
+        a, b = self.instance.scenario, instance.scenario
+        same_basis = (coupling_limits(self.instance).budget_w == coupling_limits(instance).budget_w
+                      and coupling_limits(self.instance).warehouse_w
+                      == coupling_limits(instance).warehouse_w)
+        return (instance.n == self.instance.n and same_basis and a.vehicles == b.vehicles
+                and a.capital_rate == b.capital_rate and a.days_per_year == b.days_per_year)
+
+    def least_use(self, k: int) -> _Round:
+        """The round pricing limit k alone at a price that dwarfs every cost: the least use
+        of k that the per-SKU rules (MOQ, packs, service floors) allow."""
+        if k not in self._least:
+            lam = np.zeros(len(ALL_LIMITS))
+            scale = max(float(self.ctx.base.demand.sum()), 1.0)
+            ref = abs(self.round0.total_use[k]) if np.isfinite(self.round0.total_use[k]) else 1.0
+            lam[k] = 1e7 * scale / max(ref, 1e-9)
+            self._least[k] = self.ctx.price(lam)
+            self.rounds.append(self._least[k])
+        return self._least[k]
+
+    def solve(self, scenario=None, *, time_limit: float | None = None, gap: float = 1e-4,
+              solver: str = "appsi_highs", write_model: str | None = None,
+              max_rounds: int = 200, progress=None) -> SolveResult:
+        """Solve for `scenario` (default: the instance's), which may differ from the
+        instance's only in limit values (see `compatible`)."""
+        t0 = time.perf_counter()
+        deadline = math.inf if time_limit is None else t0 + time_limit
+        inst = self.instance if scenario is None else self.instance.with_scenario(scenario)
+        limits = coupling_limits(inst)
+        rhs = limits.rhs
+        act = limits.active
+        ctx = self.ctx
+        history: list[dict] = []
+        names = [n for n, a in zip(limits.names, act) if a]
+
+        def result(status, z, r, notes, bound, lam, iterations, message="", diagnosis=()):
+            seconds = time.perf_counter() - t0
+            if z is None:
+                return SolveResult(status, None, bound, math.inf, seconds, iterations, None, [],
+                                   self.baseline, None, self.baseline_kpis, message,
+                                   list(diagnosis), history)
+            plan = evaluate_plan(inst, z, r, notes=si.describe_notes(notes))
+            obj = plan.objective
+            used = ctx.usage(z, r).sum(axis=1)
+            constraints = [
+                ConstraintReport(name, float(rhs[k]), float(used[k]), float(lam[k]),
+                                 bool(used[k] >= rhs[k] * (1 - 1e-4) - 1e-9))
+                for k, name in enumerate(limits.names) if act[k]]
+            b = min(bound, obj)
+            g = max((obj - b) / abs(obj), 0.0) if obj != 0 else 0.0
+            return SolveResult(status, obj, b, g, seconds, iterations, plan, constraints,
+                               self.baseline, kpis(inst, plan), self.baseline_kpis, message,
+                               list(diagnosis), history)
+
+        zero = np.zeros(len(ALL_LIMITS))
+        if not act.any() or _feasible(self.round0.total_use, rhs):
+            # the single-item optima respect every limit: optimal, bound = objective
+            r0 = self.round0
+            return result("optimal", r0.z, r0.r, r0.notes, r0.lagrangian(rhs), zero, 1,
+                          "no coupling limit binds: the single-item policies are optimal")
+
+        diag = []
+        for k in np.flatnonzero(act):
+            least = float(self.least_use(k).total_use[k])
+            diag.append({"limit": limits.names[k], "value": float(rhs[k]),
+                         "least_possible": least,
+                         "feasible": least <= rhs[k] * (1 + 1e-9) + 1e-9,
+                         "short_by": max(least - float(rhs[k]), 0.0)})
+        bad = [d for d in diag if not d["feasible"]]
+        if bad:
+            msg = "; ".join(
+                f"{d['limit']} {d['value']:,.6g} cannot be met: the per-SKU rules (MOQ, "
+                f"packs, service floors) need at least {d['least_possible']:,.6g} (short by "
+                f"{d['short_by']:,.6g})" for d in bad)
+            return result("infeasible", None, None, None, None, zero, 0, msg, diag)
+
+        # --- dual phase: Kelley cutting planes in a box (boxstep), normalised prices ---
+        # cost in units of the single-item cost C0, each resource in units of its limit
+        c0 = max(self.round0.total_cost, 1e-9)
+        norm = np.where(act, np.abs(np.where(act, rhs, 1.0)), 1.0)
+        norm = np.where(norm > 0, norm, 1.0)
+        rounds = self.rounds
+        best = max(rounds, key=lambda r: r.lagrangian(rhs))
+        upper = 1e6
+        box = 1.0
+        iterations = 0
+        status_time = False
+        if self.last_lam is not None:
+            box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
+        for _ in range(max_rounds):
+            incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
+                            default=math.inf)
+            if _gap(incumbent, best.lagrangian(rhs)) <= gap:
+                break  # a plan within the gap of the bound is already in the pool
+            if time.perf_counter() > deadline:
+                status_time = True
+                break
+            costs = np.array([r.total_cost for r in rounds]) / c0
+            usage = np.stack([r.total_use[act] for r in rounds], axis=1) / norm[act, None]
+            centre = best.lam[act] * norm[act] / c0
+            lo = np.maximum(centre - box, 0.0)
+            hi = np.minimum(centre + box, upper)
+            dm = build_dual_master(costs, usage, rhs[act] / norm[act], names, hi, lo)
+            out = solve_model(dm, solver="appsi_highs")
+            if out.solution == "none":
+                break
+            lam_n = np.array([dm.price[k].value for k in names], dtype=float)
+            model_value = out.objective * c0
+            lam = np.zeros(len(ALL_LIMITS))
+            lam[act] = lam_n * c0 / norm[act]
+            box_active = bool(np.any((np.abs(lam_n - hi) < 1e-9) & (hi < upper)) or
+                              np.any((np.abs(lam_n - lo) < 1e-9) & (lo > 0)))
+            rnd = ctx.price(lam)
+            rounds.append(rnd)
+            iterations += 1
+            improved = rnd.lagrangian(rhs) > best.lagrangian(rhs)
+            if improved:
+                best = rnd
+            history.append({"round": iterations, "bound": best.lagrangian(rhs),
+                            "model": model_value,
+                            "prices": {n: float(v) for n, v in zip(names, lam[act])}})
+            if progress is not None:
+                progress(iterations, best.lagrangian(rhs), model_value)
+            if best.lagrangian(rhs) > INFEASIBLE_FACTOR * c0:
+                break  # the dual grows without limit: the limits cannot all hold together
+            if model_value - best.lagrangian(rhs) <= gap * 0.25 * abs(best.lagrangian(rhs)):
+                if not box_active:
+                    break
+                box *= 4.0
+            elif improved:
+                box = min(box * (4.0 if box_active else 2.0), upper)
+            else:
+                box = max(box * 0.5, 1e-6)
+
+        bound = best.lagrangian(rhs)
+        self.last_lam = best.lam
+        if bound > INFEASIBLE_FACTOR * c0:
+            diag.append({"limit": "all", "bound": bound})
+            return result("infeasible", None, None, None, None, zero, iterations,
+                          "the limits cannot all be met together: any plan meeting them would "
+                          f"cost more than {INFEASIBLE_FACTOR:g} x the single-item cost "
+                          f"(lower bound {bound:,.6g} per year)", diag)
+        z, r, notes = _primal(ctx, rounds, best, rhs, bound, deadline, gap, solver, write_model,
+                              jac_store=self._jac)
+        iterations_total = iterations
+        if z is None:
+            viol = [(float(_violation(rd.total_use, rhs).max()), rd) for rd in rounds]
+            _, near = min(viol, key=lambda t: t[0])
+            over = _violation(near.total_use, rhs)
+            parts = [f"{name} exceeded by {near.total_use[k] - rhs[k]:,.6g} ({over[k]:.1%})"
+                     for k, name in enumerate(limits.names) if act[k] and over[k] > 0]
+            msg = ("each limit can be met alone but not all together"
+                   + (f"; the closest plan found has {', '.join(parts)}" if parts else ""))
+            diag += [{"limit": name, "value": float(rhs[k]),
+                      "closest_plan_uses": float(near.total_use[k]),
+                      "short_by": float(max(near.total_use[k] - rhs[k], 0.0))}
+                     for k, name in enumerate(limits.names) if act[k]]
+            status = "time_limit" if status_time else "infeasible"
+            return result(status, None, None, None, None if status == "infeasible" else bound,
+                          zero, iterations_total, msg, diag)
+        res = result("optimal", z, r, notes, bound, best.lam, iterations_total)
+        if res.gap > gap:
+            late = status_time or time.perf_counter() > deadline
+            res.status = "time_limit" if late else "feasible"
+            res.message = (f"gap {res.gap:.2e} above target {gap:.0e}"
+                           + (" at the time limit" if late else ""))
+        return res
+
+
+def solve(instance: Instance, *, time_limit: float | None = None, gap: float = 1e-4,
+          solver: str = "appsi_highs", write_model: str | None = None,
+          max_rounds: int = 200, progress=None) -> SolveResult:
+    """Cheapest (Z, R) per SKU under the scenario's coupling limits, with a certified bound.
+
+    Returns a `SolveResult` (see its docstring for the contract). `gap` is the relative gap
+    target; `time_limit` in seconds (the best plan so far is returned, status time_limit).
+    """
+    return Planner(instance).solve(time_limit=time_limit, gap=gap, solver=solver,
+                                   write_model=write_model, max_rounds=max_rounds,
+                                   progress=progress)
+
+
+def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, write_model,
+            jac_store=None):
+    """Best plan from the rounds' candidate policies.
+
+    1. Feasible rounds are plans already; if none, prices are raised along the ray of the
+       best prices until one is, then bisected back toward the limit.
+    2. The integer choice master picks one candidate per SKU among the rounds nearest the
+       best prices (MIP start: the cheapest feasible round).
+    3. If the gap is still above target, SKUs whose cost steps (vehicles, packs, Poisson)
+       get a grid of extra candidate quantities and the master is solved again.
+    Returns (z, r, notes) or (None, None, None).
+    """
+    if not any(_feasible(r.total_use, rhs) and _gap(r.total_cost, bound) <= gap
+               for r in rounds):
+        _polish(ctx, rounds, best, rhs, deadline, jac_store, gap=0.5 * gap)
+    feasible = [r for r in rounds if _feasible(r.total_use, rhs)]
+    scale = 1.0
+    lam_dir = best.lam if np.any(best.lam > 0) else np.isfinite(rhs).astype(float)
+    tries = 0
+    while not feasible and tries < 40 and time.perf_counter() < deadline:
+        scale *= 1.05 if tries < 10 else 1.5
+        rnd = ctx.price(lam_dir * scale)
+        rounds.append(rnd)
+        if _feasible(rnd.total_use, rhs):
+            feasible.append(rnd)
+        tries += 1
+    if feasible and np.any(best.lam > 0) and scale > 1.0:
+        lo_s, hi_s = 1.0, scale
+        for _ in range(12):
+            if hi_s - lo_s < 1e-4 * hi_s or time.perf_counter() > deadline:
+                break
+            mid = 0.5 * (lo_s + hi_s)
+            rnd = ctx.price(lam_dir * mid)
+            rounds.append(rnd)
+            if _feasible(rnd.total_use, rhs):
+                feasible.append(rnd)
+                hi_s = mid
+            else:
+                lo_s = mid
+    incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
+    if incumbent is not None and _gap(incumbent.total_cost, bound) <= gap:
+        return incumbent.z, incumbent.r, incumbent.notes  # already proven within the gap
+    ref = best.lam
+    scale_vec = np.where(np.abs(ref) > 0, np.abs(ref), 1.0)
+    near = sorted(rounds, key=lambda r: float(np.linalg.norm((r.lam - ref) / scale_vec)))[:6]
+    cands = list({id(r): r for r in ([incumbent] if incumbent else []) + near}.values())
+    Z = np.stack([c.z for c in cands], axis=1)
+    R = np.stack([c.r for c in cands], axis=1)
+    notes = np.stack([c.notes for c in cands], axis=1)
+    start = np.full(ctx.n, cands.index(incumbent)) if incumbent is not None else None
+    plan = (incumbent.z, incumbent.r, incumbent.notes) if incumbent is not None else None
+    plan_cost = incumbent.total_cost if incumbent is not None else math.inf
+    if len(cands) >= 2 and time.perf_counter() < deadline:
+        pick = _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model)
+        if pick is not None:
+            plan, plan_cost = _take(Z, R, notes, pick), _cost_of(ctx, Z, R, pick)
+    if plan is not None and _gap(plan_cost, bound) > gap and time.perf_counter() < deadline:
+        Zg, Rg = _grid_candidates(ctx, best.lam, Z, R)
+        if Zg is not None:
+            Z2 = np.concatenate([Z, Zg], axis=1)
+            R2 = np.concatenate([R, Rg], axis=1)
+            notes2 = np.concatenate([notes, np.zeros(Zg.shape, dtype=notes.dtype)], axis=1)
+            rows = np.arange(ctx.n)
+            start2 = _pick_of(Z2, R2, plan[0], plan[1])
+            pick = _choose(ctx, Z2, R2, start2, rhs, deadline, gap, solver, write_model)
+            if pick is not None and _cost_of(ctx, Z2, R2, pick) < plan_cost:
+                plan = _take(Z2, R2, notes2, pick)
+    if plan is None:
+        return None, None, None
+    return plan
+
+
+def _polish(ctx: _Context, rounds, best, rhs, deadline, jac_store=None, max_iter: int = 15,
+            tol: float = 1e-9, gap: float = 0.0):
+    """Newton steps on the prices of the binding limits so that the priced plan uses each
+    exactly: x(lambda) with use_k(x) = b_k is the optimum of the continuous problem
+    (complementary slackness), which the dual phase only brackets. The Jacobian of use in
+    lambda (relative units) starts from the one kept in `jac_store` for the same binding
+    set (the previous scenario's) or finite differences, and is updated by Broyden's rule;
+    k <= 4. Every round joins the pool; the final Jacobian is kept in `jac_store`."""
+    act = np.flatnonzero((best.lam > 0) & np.isfinite(rhs))
+    if act.size == 0:
+        return None
+    key = tuple(act)
+    J0 = None if jac_store is None else jac_store.get(key)
+    lam = best.lam.copy()
+    norm = np.abs(rhs[act])
+
+    # aim a hair inside the limits so the iterates that reach them are feasible plans
+    target = rhs[act] * (1.0 - 0.1 * gap) if gap > 0 else rhs[act]
+
+    def resid(rnd):
+        return (rnd.total_use[act] - target) / norm
+
+    f = resid(best)
+    if J0 is not None and J0.shape == (act.size, act.size):
+        J = J0.copy()
+    else:
+        J = np.zeros((act.size, act.size))
+        for a, k in enumerate(act):  # finite-difference Jacobian
+            step = 1e-3 * lam[k]
+            trial = lam.copy()
+            trial[k] += step
+            rnd = ctx.price(trial)
+            rounds.append(rnd)
+            J[:, a] = (resid(rnd) - f) / step
+    bound = max(r.lagrangian(rhs) for r in rounds)
+    for _ in range(max_iter):
+        if time.perf_counter() > deadline or np.max(np.abs(f)) < tol:
+            break
+        if gap > 0 and any(_feasible(r.total_use, rhs) and _gap(r.total_cost, bound) <= gap
+                           for r in rounds[-3:]):
+            break  # a plan within half the gap target of the bound: enough
+        try:
+            dx = -np.linalg.solve(J, f)
+        except np.linalg.LinAlgError:
+            break
+        new_lam = lam.copy()
+        new_lam[act] = np.clip(lam[act] + dx, 0.5 * lam[act], 2.0 * lam[act])  # damped
+        rnd = ctx.price(new_lam)
+        rounds.append(rnd)
+        f_new = resid(rnd)
+        s_ = new_lam[act] - lam[act]
+        denom = float(s_ @ s_)
+        if denom > 0:
+            J += np.outer(f_new - f - J @ s_, s_) / denom
+        lam, f = new_lam, f_new
+        bound = max(bound, rnd.lagrangian(rhs))
+    if jac_store is not None:
+        jac_store[key] = J
+    return J
+
+
+def _gap(cost, bound):
+    return (cost - bound) / abs(cost) if cost not in (0.0, math.inf) else math.inf
+
+
+def _take(Z, R, notes, pick):
+    rows = np.arange(Z.shape[0])
+    return Z[rows, pick], R[rows, pick], notes[rows, pick]
+
+
+def _pick_of(Z, R, z, r):
+    """Column index per SKU holding the given (z, r) (first match)."""
+    hit = np.isclose(Z, z[:, None], rtol=1e-12) & np.isclose(R, r[:, None], rtol=1e-12)
+    return np.argmax(hit, axis=1)
+
+
+def _cost_of(ctx, Z, R, pick):
+    z, r, _ = _take(Z, R, np.zeros(Z.shape), pick)
+    return float(si.evaluate(ctx.base, ctx.ltd, z, r).sum())
+
+
+def _columns(ctx, Z, R):
+    """Exact cost (n, J) and resource use (K, n, J) of candidate matrices."""
+    J = Z.shape[1]
+    C = np.stack([si.evaluate(ctx.base, ctx.ltd, Z[:, j], R[:, j]) for j in range(J)], axis=1)
+    U = np.stack([ctx.usage(Z[:, j], R[:, j]) for j in range(J)], axis=2)
+    return C, U
+
+
+def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
+    """Solve the integer choice master over candidate matrices; returns a pick per SKU or
+    None. SKUs whose candidates coincide are fixed and enter through the right-hand sides."""
+    C, U = _columns(ctx, Z, R)
+    same = np.all(np.isclose(Z, Z[:, :1], rtol=1e-12) & np.isclose(R, R[:, :1], rtol=1e-12),
+                  axis=1)
+    free = np.flatnonzero(~same)
+    fixed = np.flatnonzero(same)
+    pick = np.zeros(ctx.n, dtype=int)
+    if free.size == 0:
+        return pick if _feasible(U[:, :, 0].sum(axis=1), rhs) else None
+    act = np.flatnonzero(np.isfinite(rhs))
+    rhs_free = rhs[act] - U[act][:, fixed, 0].sum(axis=1)
+    # the free SKUs' mean cost scaled to about one, each limit to one: HiGHS sees O(1)
+    c_scale = max(float(np.abs(C[free]).mean()), 1e-9)
+    norm = np.where(np.abs(rhs[act]) > 0, np.abs(rhs[act]), 1.0)
+    m = build_choice_master(C[free] / c_scale, U[act][:, free, :] / norm[:, None, None],
+                            rhs_free / norm, [ctx.limits.names[k] for k in act])
+    J = Z.shape[1]
+    if start is not None:
+        s = start[free]
+        for i, var in m.choose.items():
+            var.set_value(1.0 if var.index()[1] == s[var.index()[0]] else 0.0)
+    if write_model:
+        m.write(write_model, io_options={"symbolic_solver_labels": True})
+    remaining = None if deadline == math.inf else max(deadline - time.perf_counter(), 1.0)
+    out = solve_model(m, solver=solver, time_limit=remaining, mip_gap=gap * 0.1,
+                      warmstart=start is not None)
+    if out.solution == "none":
+        return None
+    vals = np.fromiter((m.choose[i, j].value or 0.0 for i in range(free.size) for j in range(J)),
+                       dtype=float, count=free.size * J).reshape(free.size, J)
+    pick[free] = np.argmax(vals, axis=1)
+    rows = np.arange(ctx.n)
+    if not _feasible(U[:, rows, pick].sum(axis=1), rhs, tol=1e-7):
+        return None
+    return pick
+
+
+def _grid_candidates(ctx, lam, Z, R, max_columns: int = 60_000, full_grid: int = 512,
+                     sparse_grid: int = 64):
+    """Extra candidate quantities for SKUs whose cost steps (vehicles, packs, Poisson R).
+
+    Range per SKU: half the smallest to twice the largest candidate so far, at least the
+    MOQ. Where that range holds at most `full_grid` whole packs (or whole units when only
+    trucks step), every one of them is a candidate, so small cases are enumerated exactly;
+    otherwise an even grid of `sparse_grid` quantities plus full-truck quantities. Each gets
+    its best R at prices `lam`. Returns (Zg, Rg) of shape (n, G), other SKUs repeating their
+    first candidate, or (None, None) when there is nothing to add or it would be too large.
+    """
+    cm = ctx.cm
+    stepped = (np.isfinite(cm.units_per_vehicle) & (cm.vehicle_cost > 0)) | (cm.multiple > 0)
+    rows = np.flatnonzero(stepped)
+    if rows.size == 0:
+        return None, None
+    step = np.where(cm.multiple[rows] > 0, cm.multiple[rows], 1.0)
+    moq = cm.moq[rows]
+    lo = np.maximum(np.ceil(np.maximum(Z[rows].min(axis=1) * 0.5, moq) / step - 1e-9), 1.0) * step
+    hi = np.maximum(np.floor(Z[rows].max(axis=1) * 2.0 / step + 1e-9) * step, lo)
+    count = np.floor((hi - lo) / step + 1e-9) + 1
+    full_grid = min(4096, max_columns // max(rows.size, 1))
+    sparse_grid = min(sparse_grid, full_grid)
+    if sparse_grid < 4:
+        return None, None
+    G = int(min(count.max(), full_grid))
+    if G < full_grid:
+        grid = lo[:, None] + step[:, None] * np.arange(G)[None, :]
+        grid = np.minimum(grid, hi[:, None])
+    else:
+        G = sparse_grid
+        t = np.linspace(0.0, 1.0, G)[None, :]
+        grid = np.round((lo[:, None] + (hi - lo)[:, None] * t) / step[:, None]) * step[:, None]
+        u = cm.units_per_vehicle[rows]
+        has_u = np.isfinite(u)
+        usafe = np.where(has_u, u, 1.0)
+        n0 = np.ceil(lo / usafe)
+        trucks = (n0[:, None] + np.arange(G // 2)[None, :]) * usafe[:, None]
+        trucks = np.maximum(np.floor(trucks / step[:, None] + 1e-9) * step[:, None], lo[:, None])
+        grid[:, 1::2] = np.where(has_u[:, None], np.minimum(trucks, hi[:, None]), grid[:, 1::2])
+    if rows.size * G > max_columns:
+        return None, None
+    priced = _priced_coefficients(ctx, lam, rows)
+    sub_ltd = ctx.ltd.take(rows)
+    Rg_rows = np.stack([si.best_reorder_point(priced, sub_ltd, grid[:, j]) for j in range(G)],
+                       axis=1)
+    Zg = np.repeat(Z[:, :1], G, axis=1)
+    Rg = np.repeat(R[:, :1], G, axis=1)
+    Zg[rows], Rg[rows] = grid, Rg_rows
+    return Zg, Rg
+
+
+def _priced_coefficients(ctx, lam, rows):
+    """Coefficients of F + lambda . use for the SKUs at `rows` (only R's terms matter to the
+    caller, which fixes Z)."""
+    base = ctx.base.take(rows)
+    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
+    lim, inst = ctx.limits, ctx.inst
+    for k, name in enumerate(lim.names):
+        if name == "budget":
+            fields["hold_q"] = fields["hold_q"] + lam[k] * inst.unit_cost[rows] * lim.budget_w
+            fields["hold_r"] = fields["hold_r"] + lam[k] * inst.unit_cost[rows]
+        elif name == "warehouse":
+            fields["hold_q"] = fields["hold_q"] + lam[k] * inst.unit_volume[rows] * lim.warehouse_w
+            fields["hold_r"] = fields["hold_r"] + lam[k] * inst.unit_volume[rows]
+        elif name == "fill_rate":
+            fields["penalty"] = fields["penalty"] + lam[k]
+        elif name == "orders":
+            fields["ordering"] = fields["ordering"] + lam[k]
+    return si.CostCoefficients(**fields)

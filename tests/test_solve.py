@@ -1,0 +1,233 @@
+"""The constrained multi-SKU optimum: closed forms, bisection, enumeration, invariants."""
+
+import itertools
+
+import numpy as np
+import pytest
+from builders import make_instance
+from scipy.optimize import brentq
+
+from optimizer import single_item as si
+from optimizer.distributions import LeadTimeDemand
+from optimizer.instance import NORMAL, Budget, Scenario, VehicleSpec, Vehicles, Warehouse
+from optimizer.policy import evaluate_plan
+from optimizer.solve import coupling_limits, solve
+
+
+def check_plan(inst, res):
+    """Every returned plan re-checked against the instance."""
+    assert res.policy is not None
+    z, r = res.policy.order_quantity, res.policy.reorder_point
+    again = evaluate_plan(inst, z, r)
+    assert res.objective == pytest.approx(float(again.total_cost.sum()), rel=1e-12)
+    assert res.bound <= res.objective * (1 + 1e-12)
+    assert res.gap == pytest.approx((res.objective - res.bound) / res.objective, abs=1e-12)
+    assert np.all(z >= inst.moq * (1 - 1e-12))
+    packs = inst.order_multiple > 0
+    assert np.allclose(np.round(z[packs] / inst.order_multiple[packs]) * inst.order_multiple[packs],
+                       z[packs])
+    lim = coupling_limits(inst)
+    sc = inst.scenario
+    mu = again.reorder_point - again.safety_stock
+    for c in res.constraints:
+        if c.name == "budget":
+            w = 0.5 if sc.budget.basis == "average" else 1.0
+            used = float((inst.unit_cost * (w * z + r - mu)).sum())
+        elif c.name == "warehouse":
+            w = 0.5 if sc.warehouse.basis == "average" else 1.0
+            used = float((inst.unit_volume * (w * z + r - mu)).sum())
+        elif c.name == "fill_rate":
+            used = float((inst.annual_demand * (1 - again.fill_rate)).sum())
+        else:
+            used = float((inst.annual_demand / z).sum())
+        assert used == pytest.approx(c.used, rel=1e-9)
+        assert used <= c.limit * (1 + 1e-9)
+    assert len(res.constraints) == int(lim.active.sum())
+
+
+def deterministic_instance(scenario, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    D = rng.uniform(500, 20_000, n)
+    K = rng.uniform(20, 300, n)
+    c = rng.uniform(2, 80, n)
+    h = 0.24 * c
+    vol = rng.uniform(0.01, 0.2, n)
+    return make_instance(D, K, h, c, unit_volume=vol, scenario=scenario)
+
+
+def test_peak_budget_equals_lagrange_closed_form():
+    # source: textbook multi-item EOQ with an investment limit (e.g. Hadley & Whitin; Silver,
+    # Pyke & Peterson): Q_i = sqrt(2 K_i D_i / (h_i + 2 lambda c_i)), lambda s.t. sum c Q = B.
+    base = deterministic_instance(Scenario())
+    eoq = np.sqrt(2 * base.ordering_cost * base.annual_demand / base.holding_cost)
+    B = 0.55 * float((base.unit_cost * eoq).sum())
+    inst = base.with_scenario(Scenario(budget=Budget(limit=B, basis="peak")))
+
+    def q(lam):
+        return np.sqrt(2 * inst.ordering_cost * inst.annual_demand
+                       / (inst.holding_cost + 2 * lam * inst.unit_cost))
+
+    lam = brentq(lambda l: float((inst.unit_cost * q(l)).sum()) - B, 0, 1e4, xtol=1e-14)
+    res = solve(inst, gap=1e-6)
+    assert res.status == "optimal"
+    check_plan(inst, res)
+    assert res.policy.order_quantity == pytest.approx(q(lam), rel=1e-4)
+    assert res.constraints[0].shadow_price == pytest.approx(lam, rel=1e-3)
+    assert res.constraints[0].binding
+
+
+def test_space_limit_equals_lagrange_closed_form():
+    base = deterministic_instance(Scenario(), seed=1)
+    eoq = np.sqrt(2 * base.ordering_cost * base.annual_demand / base.holding_cost)
+    V = 0.4 * float((base.unit_volume * eoq / 2).sum())
+    inst = base.with_scenario(Scenario(warehouse=Warehouse(capacity=V, basis="average")))
+
+    def q(lam):  # average basis: sum vol Q / 2 <= V -> h + lam vol
+        return np.sqrt(2 * inst.ordering_cost * inst.annual_demand
+                       / (inst.holding_cost + lam * inst.unit_volume))
+
+    lam = brentq(lambda l: float((inst.unit_volume * q(l) / 2).sum()) - V, 0, 1e7, xtol=1e-12)
+    res = solve(inst, gap=1e-6)
+    check_plan(inst, res)
+    assert res.policy.order_quantity == pytest.approx(q(lam), rel=1e-4)
+
+
+def test_stochastic_average_budget_equals_bisection_on_multiplier():
+    rng = np.random.default_rng(5)
+    n = 8
+    D = rng.uniform(300, 8000, n)
+    c = rng.uniform(5, 60, n)
+    base = make_instance(D, rng.uniform(20, 150, n), 0.25 * c, c, demand_sd=0.5 * D,
+                         lead_time_days=rng.uniform(7, 40, n), shortage_cost=2.5 * c)
+    ltd = LeadTimeDemand.build(base.distribution, base.lead_time_demand_mean,
+                               base.lead_time_demand_sd)
+
+    def policy_at(lam):  # h -> h + lam c in both holding terms
+        h = base.holding_cost + lam * c
+        coef = si.CostCoefficients.build(D, base.ordering_cost, h / 2, h, base.shortage_cost)
+        return si.optimize(coef, ltd)
+
+    def invest(lam):
+        s = policy_at(lam)
+        return float((c * (s.order_quantity / 2 + s.reorder_point - ltd.mean)).sum())
+
+    B = 0.7 * invest(0.0)
+    lam = brentq(lambda l: invest(l) - B, 0, 100, xtol=1e-13)
+    ref = policy_at(lam)
+    inst = base.with_scenario(Scenario(budget=Budget(limit=B)))
+    res = solve(inst, gap=1e-6)
+    check_plan(inst, res)
+    assert res.policy.order_quantity == pytest.approx(ref.order_quantity, rel=1e-4)
+    assert res.policy.reorder_point == pytest.approx(ref.reorder_point, rel=1e-4)
+    assert res.constraints[0].shadow_price == pytest.approx(lam, rel=1e-3)
+
+
+def enumerate_plans(inst, zmax):
+    """Exhaustive: every combination of feasible integer quantities (deterministic SKUs)."""
+    options = []
+    for i in range(inst.n):
+        zs = np.arange(1, zmax + 1, dtype=float)
+        zs = zs[zs >= inst.moq[i]]
+        if inst.order_multiple[i] > 0:
+            zs = zs[zs % inst.order_multiple[i] == 0]
+        options.append(zs)
+    grids = np.meshgrid(*options, indexing="ij")
+    Z = np.stack([g.ravel() for g in grids], axis=1)  # (combos, n)
+    sub = [evaluate_plan(inst, Z[:, i] * 0 + 1, np.zeros(1)) for i in []]  # noqa: F841
+    costs = np.zeros(Z.shape[0])
+    invest = np.zeros(Z.shape[0])
+    u, cv = inst.vehicle_arrays()
+    for i in range(inst.n):  # few SKUs: per-SKU vectorised over combinations
+        z = Z[:, i]
+        n = np.ceil(z / u[i] - 1e-9)
+        costs += (inst.ordering_cost[i] + cv[i] * n) * inst.annual_demand[i] / z \
+            + inst.holding_cost[i] * z / 2
+        invest += inst.unit_cost[i] * z / 2
+    ok = invest <= inst.scenario.budget.limit * (1 + 1e-12)
+    j = np.flatnonzero(ok)[np.argmin(costs[ok])]
+    return Z[j], costs[j]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiny_vehicle_moq_budget_equals_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    n = 3
+    D = rng.uniform(300, 3000, n)
+    c = rng.uniform(2, 20, n)
+    weight = rng.uniform(1, 5, n)
+    sc = Scenario(vehicles=Vehicles(default=VehicleSpec(capacity=float(rng.uniform(100, 300)),
+                                                        measure="weight", cost=float(rng.uniform(40, 200)))))
+    base = make_instance(D, rng.uniform(10, 80, n), 0.3 * c, c, unit_weight=weight,
+                         moq=np.array([0.0, float(rng.integers(20, 60)), 0.0]),
+                         order_multiple=np.array([1.0, 1.0, 5.0]), scenario=sc)
+    z_free, _ = enumerate_plans(base.with_scenario(
+        Scenario(budget=Budget(limit=1e12), vehicles=sc.vehicles)), 160)
+    B = 0.6 * float((c * z_free / 2).sum())
+    inst = base.with_scenario(Scenario(budget=Budget(limit=B), vehicles=sc.vehicles))
+    z_best, cost_best = enumerate_plans(inst, 160)
+    res = solve(inst, gap=1e-6)
+    check_plan(inst, res)
+    assert res.objective == pytest.approx(cost_best, rel=1e-9)
+
+
+def test_non_binding_limits_return_single_item_optimum_with_zero_gap():
+    inst = deterministic_instance(Scenario(budget=Budget(limit=1e12)))
+    res = solve(inst)
+    assert res.status == "optimal"
+    check_plan(inst, res)
+    assert res.objective == pytest.approx(res.baseline.objective, rel=1e-12)
+    assert res.gap == 0.0
+    assert res.constraints[0].shadow_price == 0.0
+    assert not res.constraints[0].binding
+
+
+def test_infeasible_budget_names_the_smallest_budget_moqs_allow():
+    base = deterministic_instance(Scenario(), n=4)
+    moq = np.array([5000.0, 8000.0, 0.0, 12000.0])
+    from dataclasses import replace
+
+    least = float((base.unit_cost * moq / 2).sum())  # deterministic: R = E v, Z >= MOQ
+    inst = replace(base, moq=moq).with_scenario(Scenario(budget=Budget(limit=0.8 * least)))
+    res = solve(inst)
+    assert res.status == "infeasible"
+    assert res.policy is None and res.objective is None and res.gap == np.inf
+    d = res.diagnosis[0]
+    assert d["limit"] == "budget" and not d["feasible"]
+    assert d["least_possible"] == pytest.approx(least, rel=1e-4)
+    assert d["short_by"] == pytest.approx(0.2 * least, rel=1e-3)
+    assert "budget" in res.message
+
+
+def test_multiple_limits_with_fill_rate_floor_hold_and_bound_sandwich():
+    rng = np.random.default_rng(11)
+    n = 40
+    D = rng.lognormal(7, 1, n)
+    c = rng.lognormal(3, 0.8, n)
+    base = make_instance(D, rng.uniform(20, 200, n), 0.22 * c, c, demand_sd=0.4 * D,
+                         lead_time_days=rng.uniform(5, 30, n), shortage_cost=3 * c,
+                         unit_volume=rng.uniform(0.001, 0.05, n))
+    free = solve(base)
+    inv = free.baseline_kpis.average_inventory_value
+    vol = float((base.unit_volume * free.policy.average_inventory).sum())
+    sc = Scenario(budget=Budget(limit=0.75 * inv), warehouse=Warehouse(capacity=0.7 * vol),
+                  fill_rate_min=0.95)
+    inst = base.with_scenario(sc)
+    res = solve(inst, gap=1e-4)
+    assert res.status == "optimal"
+    check_plan(inst, res)
+    assert res.gap <= 1e-4
+    assert res.objective >= free.objective  # limits never make the plan cheaper
+
+
+def test_time_limit_returns_flagged_result():
+    rng = np.random.default_rng(2)
+    n = 4000
+    D = rng.lognormal(7, 1, n)
+    c = rng.lognormal(3, 0.8, n)
+    base = make_instance(D, rng.uniform(20, 200, n), 0.22 * c, c, demand_sd=0.4 * D,
+                         shortage_cost=3 * c, unit_volume=rng.uniform(0.001, 0.05, n))
+    inst = base.with_scenario(Scenario(budget=Budget(limit=1.0), warehouse=Warehouse(capacity=1.0),
+                                       fill_rate_min=0.9))
+    res = solve(inst, time_limit=0.2)
+    assert res.status in ("time_limit", "infeasible")
+    assert res.status != "optimal"
