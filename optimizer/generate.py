@@ -10,7 +10,7 @@ correlated with value; suppliers with on-time rates 85-100% and their own trucks
 
 Limits: the single-item policies' average investment and volume are measured (a quick EOQ
 plus z-sd_LTD estimate) and the budget and warehouse set to `tightness` and
-`tightness + 0.1` of them; trucks hold roughly 1-3 EOQs of a typical SKU of the supplier.
+`0.85 tightness` of them; trucks hold roughly 1-3 EOQs of a typical SKU of the supplier.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def generate_instance(n_skus: int, seed: int = 0, n_suppliers: int | None = None
         "name": f"synthetic_{n}_{seed}",
         "days_per_year": 365,
         "budget": {"limit": float(np.round(tightness * invest, 0)), "basis": "average"},
-        "warehouse": {"capacity": float(np.round((tightness + 0.1) * space, 3)),
+        "warehouse": {"capacity": float(np.round(0.85 * tightness * space, 3)),
                       "basis": "average"},
         "vehicles": {"capacity": default_cap, "measure": "weight",
                      "cost": float(np.round(rng.uniform(50, 400))),

@@ -208,14 +208,16 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
-                       tol: float = 1e-6, max_iter: int = 40) -> tuple[si.SingleItemSolution, np.ndarray]:
+                       tol: float = 1e-3, max_iter: int = 25, penalty_guess=None
+                       ) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
     The target b(R) <= (1 - beta) Z is priced: for a shortage price P the optimum's fill
     rate rises with P, so the smallest P meeting the target (found by regula falsi on log P
     with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering + holding under the target
     (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose own penalty already meets
-    the target keep it. Returns the solution and the penalty used per SKU.
+    the target keep it. `penalty_guess` (per SKU, e.g. the previous pricing round's)
+    narrows the first bracket. Returns the solution and the penalty used per SKU.
     """
     fill_target = np.asarray(fill_target, dtype=float)
     sol = si.optimize(coef, ltd)
@@ -229,14 +231,36 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         return sol, penalty
     sub, sub_ltd, target = coef.take(idx), ltd.take(idx), fill_target[idx]
 
+    # the solution at each SKU's current upper end (the side meeting the target)
+    keep = {k: np.zeros(idx.size) for k in ("z", "r", "n", "f")}
+    keep["notes"] = np.zeros(idx.size, dtype=np.int64)
+
     def fill_at(p, rows=None):
-        c, l = (sub, sub_ltd) if rows is None else (sub.take(rows), sub_ltd.take(rows))
-        s = si.optimize(_with_penalty(c, p), l)
-        return s, 1.0 - l.loss(s.reorder_point) / s.order_quantity
+        rows = np.arange(idx.size) if rows is None else rows
+        s = si.optimize(_with_penalty(sub.take(rows), p), sub_ltd.take(rows))
+        fill = 1.0 - sub_ltd.take(rows).loss(s.reorder_point) / s.order_quantity
+        meets = fill >= target[rows]
+        at = rows[meets]
+        keep["z"][at], keep["r"][at] = s.order_quantity[meets], s.reorder_point[meets]
+        keep["n"][at], keep["f"][at] = s.vehicles_per_order[meets], s.objective[meets]
+        keep["notes"][at] = s.notes[meets]
+        return s, fill
 
     lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
-    f_lo = fill_at(lo)[1] - target
     hi = np.maximum(lo, sub.hold_r) * 4.0
+    if penalty_guess is not None:
+        g = np.asarray(penalty_guess, dtype=float)[idx]
+        ok = np.isfinite(g) & (g > lo)
+        lo = np.where(ok, np.maximum(lo, g / 1.5), lo)
+        hi = np.where(ok, np.maximum(g * 1.5, lo * 1.01), hi)
+    f_lo = fill_at(lo)[1] - target
+    # the lower end must miss the target (else it is the answer's side already)
+    met = f_lo >= 0
+    if met.any():
+        base_lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
+        lo = np.where(met, base_lo, lo)
+        rows = np.flatnonzero(met)
+        f_lo[rows] = fill_at(lo[rows], rows)[1] - target[rows]
     hi_sol, f_hi = fill_at(hi)
     f_hi = f_hi - target
     for _ in range(60):  # grow the bracket until every SKU meets its target at hi
@@ -252,7 +276,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     xl, xh = np.log(lo), np.log(hi)
     side = np.zeros(idx.size)
     for _ in range(max_iter):
-        open_ = (xh - xl > np.log1p(tol)) & (f_hi > 1e-7)
+        open_ = (xh - xl > np.log1p(tol)) & (f_hi > 1e-6)
         if not open_.any():
             break
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -264,20 +288,19 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         f[rows] = fill_at(np.exp(x[rows]), rows)[1] - target[rows]
         up = open_ & (f >= 0)
         down = open_ & (f < 0)
-        # Illinois: halve the stale end's value when the same end is kept twice
+        # Illinois: halve the stale end's weight when the same end is kept twice
         f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)
-        f_hi = np.where(down & (side == -1), 0.5 * f_hi, f_hi)
+        f_hi = np.where(down & (side == -1), 0.5 * f_hi, f_hi)  # (only steers the secant)
         xh = np.where(up, x, xh)
         f_hi = np.where(up, f, f_hi)
         xl = np.where(down, x, xl)
         f_lo = np.where(down, f, f_lo)
         side = np.where(up, 1, np.where(down, -1, side))
-    hi = np.exp(xh)
-    final, _ = fill_at(hi)  # the feasible side of the bracket
+    hi = np.exp(xh)  # the feasible side of the bracket; its solution is in `keep`
     z, r, n, f, notes = (sol.order_quantity.copy(), sol.reorder_point.copy(),
                          sol.vehicles_per_order.copy(), sol.objective.copy(), sol.notes.copy())
-    z[idx], r[idx], n[idx] = final.order_quantity, final.reorder_point, final.vehicles_per_order
-    f[idx], notes[idx] = final.objective, final.notes | si.NOTE_SERVICE_TARGET
+    z[idx], r[idx], n[idx] = keep["z"], keep["r"], keep["n"]
+    f[idx], notes[idx] = keep["f"], keep["notes"] | si.NOTE_SERVICE_TARGET
     penalty[idx] = hi
     return si.SingleItemSolution(z, r, n, f, notes), penalty
 

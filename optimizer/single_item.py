@@ -147,7 +147,7 @@ def best_reorder_point(coef: CostCoefficients, ltd: LeadTimeDemand, z) -> np.nda
     return np.maximum(r, np.nan_to_num(coef.min_reorder, nan=0.0))
 
 
-def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-11, max_iter=100):
+def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100):
     """Continuous optimum of F over lo <= Z <= hi with n_fixed vehicles per order.
 
     Seed 004's iteration with Z clipped to the interval; then the boundary point R = 0

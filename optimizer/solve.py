@@ -146,6 +146,7 @@ class _Context:
         self.fill_target = instance.fill_rate
         self.base = coefficients(instance, self.cm, min_reorder=self.min_reorder)
         self.n = instance.n
+        self._penalty_guess = None  # the last round's fill-floor prices: a warm bracket
 
     def usage(self, z, r) -> np.ndarray:
         """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order."""
@@ -168,7 +169,9 @@ class _Context:
             + lam[1] * inst.unit_volume * lim.warehouse_w,
             extra_hold_r=lam[0] * inst.unit_cost + lam[1] * inst.unit_volume,
             extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
-        sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target)
+        sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
+                                               penalty_guess=self._penalty_guess)
+        self._penalty_guess = penalty_used
         z, r = sol.order_quantity, sol.reorder_point
         cost = si.evaluate(self.base, self.ltd, z, r)
         use = self.usage(z, r)
@@ -294,20 +297,31 @@ class Planner:
             return result("optimal", r0.z, r0.r, r0.notes, r0.lagrangian(rhs), zero, 1,
                           "no coupling limit binds: the single-item policies are optimal")
 
-        diag = []
-        for k in np.flatnonzero(act):
-            least = float(self.least_use(k).total_use[k])
-            diag.append({"limit": limits.names[k], "value": float(rhs[k]),
-                         "least_possible": least,
-                         "feasible": least <= rhs[k] * (1 + 1e-9) + 1e-9,
-                         "short_by": max(least - float(rhs[k]), 0.0)})
-        bad = [d for d in diag if not d["feasible"]]
-        if bad:
+        def diagnose():
+            """Least use of each active limit that the per-SKU rules allow (MOQ, packs,
+            service floors); computed only when a scenario looks infeasible."""
+            out = []
+            for k in np.flatnonzero(act):
+                least = float(self.least_use(k).total_use[k])
+                out.append({"limit": limits.names[k], "value": float(rhs[k]),
+                            "least_possible": least,
+                            "feasible": least <= rhs[k] * (1 + 1e-9) + 1e-9,
+                            "short_by": max(least - float(rhs[k]), 0.0)})
+            return out
+
+        def infeasible_alone(diag):
+            bad = [d for d in diag if not d["feasible"]]
             msg = "; ".join(
                 f"{d['limit']} {d['value']:,.6g} cannot be met: the per-SKU rules (MOQ, "
                 f"packs, service floors) need at least {d['least_possible']:,.6g} (short by "
                 f"{d['short_by']:,.6g})" for d in bad)
             return result("infeasible", None, None, None, None, zero, 0, msg, diag)
+
+        # a limit below the use of the least-use round already known cannot be met
+        diag = []
+        if any(k in self._least and self._least[k].total_use[k] > rhs[k] * (1 + 1e-9)
+               for k in np.flatnonzero(act)):
+            return infeasible_alone(diagnose())
 
         # --- dual phase: Kelley cutting planes in a box (boxstep), normalised prices ---
         # cost in units of the single-item cost C0, each resource in units of its limit
@@ -370,6 +384,9 @@ class Planner:
         bound = best.lagrangian(rhs)
         self.last_lam = best.lam
         if bound > INFEASIBLE_FACTOR * c0:
+            diag = diagnose()
+            if not all(d["feasible"] for d in diag):
+                return infeasible_alone(diag)
             diag.append({"limit": "all", "bound": bound})
             return result("infeasible", None, None, None, None, zero, iterations,
                           "the limits cannot all be met together: any plan meeting them would "
@@ -379,6 +396,9 @@ class Planner:
                               jac_store=self._jac)
         iterations_total = iterations
         if z is None:
+            diag = diagnose()
+            if not all(d["feasible"] for d in diag):
+                return infeasible_alone(diag)
             viol = [(float(_violation(rd.total_use, rhs).max()), rd) for rd in rounds]
             _, near = min(viol, key=lambda t: t[0])
             over = _violation(near.total_use, rhs)
