@@ -69,7 +69,7 @@ def run_grid(n, seed, time_limit, q):
     step = np.where(cm.multiple > 0, cm.multiple, 0.0)[:, None]
     Z = np.where(step > 0, np.ceil(Z / np.where(step > 0, step, 1) - 1e-9) * step, Z)
     R_opt = np.stack([si.best_reorder_point(ctx.base, ctx.ltd, Z[:, j]) for j in range(15)], axis=1)
-    R_low = np.maximum(np.minimum(R_opt, ctx.ltd.mean), 0.0)  # no safety stock option
+    R_low = np.maximum(np.minimum(R_opt, ctx.ltd.mean[:, None]), 0.0)  # no safety stock option
     ZZ = np.concatenate([Z, Z], axis=1)
     RR = np.concatenate([R_opt, R_low], axis=1)
     C, U = _columns(ctx, ZZ, RR)

@@ -180,7 +180,10 @@ class _Context:
         floor_price = penalty_used - coef.penalty
         beta = np.nan_to_num(self.fill_target, nan=1.0)
         lagr = sol.objective - floor_price * (1.0 - beta) * inst.annual_demand
-        return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes)
+        # the floors' Lagrangian term: constant in the coupling prices, part of each cut
+        floor_term = float((floor_price * (inst.annual_demand * self.ltd.loss(r) / z
+                                           - (1.0 - beta) * inst.annual_demand)).sum())
+        return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes, floor_term)
 
 
 @dataclass
@@ -192,6 +195,13 @@ class _Round:
     use: np.ndarray  # (K, n)
     priced_sum: float  # sum_i min [F_i + lam . u_i] (the Lagrangian without - lam . b)
     notes: np.ndarray
+    floor_term: float = 0.0  # sum_i P_floor,i (D b / Z - (1 - beta) D) <= 0
+
+    @property
+    def cut_cost(self) -> float:
+        """Constant of this round's cutting plane: its plan's cost plus the fill-floor term,
+        so that the plane touches L at the round's prices."""
+        return self.total_cost + self.floor_term
 
     def __post_init__(self):
         self.total_cost = float(self.cost.sum())
@@ -282,7 +292,7 @@ class Planner:
             used = ctx.usage(z, r).sum(axis=1)
             constraints = [
                 ConstraintReport(name, float(rhs[k]), float(used[k]), float(lam[k]),
-                                 bool(used[k] >= rhs[k] * (1 - 1e-4) - 1e-9))
+                                 bool(lam[k] > 0 or used[k] >= rhs[k] * (1 - max(gap, 1e-6))))
                 for k, name in enumerate(limits.names) if act[k]]
             b = min(bound, obj)
             g = max((obj - b) / abs(obj), 0.0) if obj != 0 else 0.0
@@ -344,7 +354,7 @@ class Planner:
             if time.perf_counter() > deadline:
                 status_time = True
                 break
-            costs = np.array([r.total_cost for r in rounds]) / c0
+            costs = np.array([r.cut_cost for r in rounds]) / c0
             usage = np.stack([r.total_use[act] for r in rounds], axis=1) / norm[act, None]
             centre = best.lam[act] * norm[act] / c0
             lo = np.maximum(centre - box, 0.0)
@@ -359,10 +369,13 @@ class Planner:
             lam[act] = lam_n * c0 / norm[act]
             box_active = bool(np.any((np.abs(lam_n - hi) < 1e-9) & (hi < upper)) or
                               np.any((np.abs(lam_n - lo) < 1e-9) & (lo > 0)))
+            stalled = np.allclose(lam, rounds[-1].lam, rtol=1e-10, atol=0.0)
             rnd = ctx.price(lam)
             rounds.append(rnd)
             iterations += 1
             improved = rnd.lagrangian(rhs) > best.lagrangian(rhs)
+            if stalled and not improved:
+                break  # the master keeps proposing the same prices: no further progress
             if improved:
                 best = rnd
             history.append({"round": iterations, "bound": best.lagrangian(rhs),
@@ -463,7 +476,7 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
         tries += 1
     if feasible and np.any(best.lam > 0) and scale > 1.0:
         lo_s, hi_s = 1.0, scale
-        for _ in range(12):
+        for _ in range(6):
             if hi_s - lo_s < 1e-4 * hi_s or time.perf_counter() > deadline:
                 break
             mid = 0.5 * (lo_s + hi_s)
@@ -507,7 +520,7 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     return plan
 
 
-def _polish(ctx: _Context, rounds, best, rhs, deadline, jac_store=None, max_iter: int = 15,
+def _polish(ctx: _Context, rounds, best, rhs, deadline, jac_store=None, max_iter: int = 6,
             tol: float = 1e-9, gap: float = 0.0):
     """Newton steps on the prices of the binding limits so that the priced plan uses each
     exactly: x(lambda) with use_k(x) = b_k is the optimum of the continuous problem

@@ -1,0 +1,71 @@
+"""Benchmark batch re-planning against cold solves, side by side in one run.
+
+On one synthetic instance (`optimizer generate`, budget, warehouse and trucks binding) and
+N budgets from tight to slack it measures: one cold solve, the whole frontier through
+`optimizer.replan.replan` (state carried from scenario to scenario), the mean re-plan, and
+the same frontier as N cold solves. Prints the ratios the issue targets: mean re-plan /
+cold solve (target <= 0.10) and frontier / cold solve (target <= 2).
+
+    python bench/bench_replan.py --skus 10000 --budgets 20 [--gap 1e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skus", type=int, default=10000)
+    ap.add_argument("--budgets", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--gap", type=float, default=1e-3)
+    ap.add_argument("--skip-cold-frontier", action="store_true")
+    args = ap.parse_args()
+
+    from optimizer.generate import generate_instance
+    from optimizer.io import instance_from_frames
+    from optimizer.replan import replan, specs_from_budgets
+    from optimizer.solve import solve
+
+    skus, sc = generate_instance(args.skus, seed=args.seed)
+    inst = instance_from_frames(skus, sc)
+    b0 = sc["budget"]["limit"]
+    budgets = np.linspace(0.8 * b0, 1.8 * b0, args.budgets)
+    specs = specs_from_budgets(budgets)
+
+    t = time.perf_counter()
+    cold = solve(inst.with_scenario(specs[0].apply(inst.scenario)), gap=args.gap)
+    cold_s = time.perf_counter() - t
+    print(f"cold solve (tightest budget): {cold_s:.2f} s, status {cold.status}, gap {cold.gap:.2e}")
+
+    fr = replan(inst, specs, gap=args.gap)
+    table = fr.table()
+    re_s = table["solve_seconds"].to_numpy()[1:]
+    print(f"frontier via replan: {fr.total_seconds:.2f} s total, first (cold) {fr.cold_seconds:.2f} s, "
+          f"mean re-plan {re_s.mean():.2f} s, max {re_s.max():.2f} s")
+    print(table[["name", "status", "objective", "gap", "binding", "shadow_price_budget",
+                 "solve_seconds"]].to_string(index=False))
+    cold_total = float("nan")
+    if not args.skip_cold_frontier:
+        t = time.perf_counter()
+        objs = []
+        for spec in specs:
+            r = solve(inst.with_scenario(spec.apply(inst.scenario)), gap=args.gap)
+            objs.append(r.objective)
+        cold_total = time.perf_counter() - t
+        diff = np.nanmax(np.abs(np.array(objs, dtype=float) - table["objective"].to_numpy(dtype=float))
+                         / np.array(objs, dtype=float))
+        print(f"frontier as {len(specs)} cold solves: {cold_total:.2f} s; largest relative "
+              f"objective difference to the re-planned frontier {diff:.2e}")
+    print(f"RATIO mean re-plan / cold solve = {re_s.mean() / cold_s:.3f} (target <= 0.10)")
+    print(f"RATIO frontier / cold solve = {fr.total_seconds / cold_s:.2f} (target <= 2)")
+    if not args.skip_cold_frontier:
+        print(f"RATIO frontier / {len(specs)} cold solves = {fr.total_seconds / cold_total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
