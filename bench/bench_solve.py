@@ -73,9 +73,12 @@ def run_grid(n, seed, time_limit, q):
     ZZ = np.concatenate([Z, Z], axis=1)
     RR = np.concatenate([R_opt, R_low], axis=1)
     C, U = _columns(ctx, ZZ, RR)
+    act = np.flatnonzero(np.isfinite(ctx.limits.rhs))
+    U, rhs = U[act], ctx.limits.rhs[act]
+    names = [ctx.limits.names[k] for k in act]
     scale = max(float(C.mean()), 1e-9)
-    norm = np.where(np.abs(ctx.limits.rhs) > 0, np.abs(ctx.limits.rhs), 1.0)
-    m = build_grid_mip(C / scale, U / norm[:, None, None], ctx.limits.rhs / norm, ctx.limits.names)
+    norm = np.where(np.abs(rhs) > 0, np.abs(rhs), 1.0)
+    m = build_grid_mip(C / scale, U / norm[:, None, None], rhs / norm, names)
     build = time.perf_counter() - t0
     out = solve_model(m, time_limit=time_limit, mip_gap=1e-3)
     cost = None
@@ -85,17 +88,27 @@ def run_grid(n, seed, time_limit, q):
         pick = vals.argmax(axis=1)
         rows = np.arange(inst.n)
         cost = float(C[rows, pick].sum())
-        assert _feasible(U[:, rows, pick].sum(axis=1), ctx.limits.rhs, 1e-6)
+        assert _feasible(U[:, rows, pick].sum(axis=1), rhs, 1e-6)
     q.put({"build_seconds": build, "solve_seconds": out.seconds, "termination": out.termination,
            "objective": cost, "peak_mib": _peak_rss_mib()})
 
 
+def _guarded(target, args, q):
+    try:
+        target(*args, q)
+    except BaseException as exc:  # report, never leave the parent waiting
+        q.put({"error": repr(exc)})
+
+
 def in_process(target, *args):
     q = mp.Queue()
-    p = mp.Process(target=target, args=(*args, q))
+    p = mp.Process(target=_guarded, args=(target, args, q))
     p.start()
     res = q.get()
     p.join()
+    if "error" in res:
+        print(f"  {target.__name__} failed: {res['error']}", flush=True)
+        return None
     return res
 
 
@@ -113,6 +126,8 @@ def main():
     for n in [int(s) for s in args.sizes.split(",")]:
         ours = in_process(run_ours, n, args.seed)
         grid = None if args.no_grid else in_process(run_grid, n, args.seed, args.grid_time_limit)
+        if ours is None:
+            continue
         t_ratio = c_ratio = float("nan")
         if grid is not None:
             t_ratio = (grid["build_seconds"] + grid["solve_seconds"]) / ours["seconds"]

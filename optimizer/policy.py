@@ -251,8 +251,8 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     if penalty_guess is not None:
         g = np.asarray(penalty_guess, dtype=float)[idx]
         ok = np.isfinite(g) & (g > lo)
-        lo = np.where(ok, np.maximum(lo, g / 1.5), lo)
-        hi = np.where(ok, np.maximum(g * 1.5, lo * 1.01), hi)
+        lo = np.where(ok, np.maximum(lo, g / 1.05), lo)
+        hi = np.where(ok, np.maximum(g * 1.05, lo * 1.01), hi)
     f_lo = fill_at(lo)[1] - target
     # the lower end must miss the target (else it is the answer's side already)
     met = f_lo >= 0
@@ -269,7 +269,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
             break
         lo = np.where(short, hi, lo)
         f_lo = np.where(short, f_hi, f_lo)
-        hi = np.where(short, hi * 8.0, hi)
+        hi = np.where(short, hi * 4.0, hi)
         rows = np.flatnonzero(short)
         f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
     # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi)
