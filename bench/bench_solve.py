@@ -69,7 +69,17 @@ def run_grid(n, seed, time_limit, q):
     step = np.where(cm.multiple > 0, cm.multiple, 0.0)[:, None]
     Z = np.where(step > 0, np.ceil(Z / np.where(step > 0, step, 1) - 1e-9) * step, Z)
     R_opt = np.stack([si.best_reorder_point(ctx.base, ctx.ltd, Z[:, j]) for j in range(15)], axis=1)
-    R_low = np.maximum(np.minimum(R_opt, ctx.ltd.mean[:, None]), 0.0)  # no safety stock option
+    # every candidate meets the SKU's own service floor (cycle service: R >= its quantile,
+    # already in best_reorder_point; fill rate: b(R) <= (1 - beta) Z)
+    beta = inst.fill_rate
+    floor = np.zeros_like(Z)
+    fb = np.isfinite(beta)
+    if fb.any():
+        sub = ctx.ltd.take(np.flatnonzero(fb))
+        floor[fb] = np.maximum(sub.loss_inverse((1 - beta[fb])[:, None] * Z[fb]), 0.0)
+    R_opt = np.maximum(R_opt, floor)
+    R_low = np.maximum(np.maximum(np.minimum(R_opt, ctx.ltd.mean[:, None]), 0.0), floor)
+    R_low = np.maximum(R_low, np.nan_to_num(ctx.min_reorder, nan=0.0)[:, None])
     ZZ = np.concatenate([Z, Z], axis=1)
     RR = np.concatenate([R_opt, R_low], axis=1)
     C, U = _columns(ctx, ZZ, RR)

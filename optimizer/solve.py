@@ -346,6 +346,14 @@ class Planner:
         status_time = False
         if self.last_lam is not None:
             box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
+            if self._jac and np.any(best.lam[act] > 0):
+                # Newton on the binding limits from the pool's best prices for the new
+                # limits, with the Jacobian carried from the previous scenario: when only a
+                # limit value moved this lands on the new prices in a few rounds
+                before = len(rounds)
+                _polish(ctx, rounds, best, rhs, deadline, self._jac, gap=0.5 * gap)
+                iterations += len(rounds) - before
+                best = max(rounds, key=lambda r: r.lagrangian(rhs))
         for _ in range(max_rounds):
             incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
                             default=math.inf)
