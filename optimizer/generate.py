@@ -10,7 +10,7 @@ correlated with value; suppliers with on-time rates 85-100% and their own trucks
 
 Limits: the single-item policies' average investment and volume are measured (a quick EOQ
 plus z-sd_LTD estimate) and the budget and warehouse set to `tightness` and
-`0.85 tightness` of them; trucks hold roughly 1-3 EOQs of a typical SKU of the supplier.
+`0.95 tightness` of them (both then bind); trucks hold roughly 1-3 EOQs of a typical SKU of the supplier.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def generate_instance(n_skus: int, seed: int = 0, n_suppliers: int | None = None
         "ordering_cost": ordering, "holding_rate": hrate, "shortage_cost": shortage,
         "cycle_service": cycle, "fill_rate": fill, "demand_distribution": dist, "moq": moq,
         "order_multiple": multiple, "unit_volume": volume, "unit_weight": weight,
-        "supplier": supplier, "supplier_on_time": on_time, "sales_share": np.round(share, 8),
+        "supplier": supplier, "supplier_on_time": on_time, "sales_share": np.maximum(share, 1e-12),
     })
     # rough single-item investment: EOQ (at least MOQ) / 2 + 1.65 sd of lead-time demand
     L = lead / 365.0
@@ -85,7 +85,7 @@ def generate_instance(n_skus: int, seed: int = 0, n_suppliers: int | None = None
         "name": f"synthetic_{n}_{seed}",
         "days_per_year": 365,
         "budget": {"limit": float(np.round(tightness * invest, 0)), "basis": "average"},
-        "warehouse": {"capacity": float(np.round(0.85 * tightness * space, 3)),
+        "warehouse": {"capacity": float(np.round(0.95 * tightness * space, 3)),
                       "basis": "average"},
         "vehicles": {"capacity": default_cap, "measure": "weight",
                      "cost": float(np.round(rng.uniform(50, 400))),
