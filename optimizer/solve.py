@@ -496,7 +496,7 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
             else:
                 lo_s = mid
     incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
-    if incumbent is not None and _gap(incumbent.total_cost, bound) <= gap:
+    if incumbent is not None and _gap(incumbent.total_cost, bound) <= gap and not write_model:
         return incumbent.z, incumbent.r, incumbent.notes  # already proven within the gap
     ref = best.lam
     scale_vec = np.where(np.abs(ref) > 0, np.abs(ref), 1.0)
@@ -508,7 +508,7 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     start = np.full(ctx.n, cands.index(incumbent)) if incumbent is not None else None
     plan = (incumbent.z, incumbent.r, incumbent.notes) if incumbent is not None else None
     plan_cost = incumbent.total_cost if incumbent is not None else math.inf
-    if len(cands) >= 2 and time.perf_counter() < deadline:
+    if (len(cands) >= 2 or write_model) and time.perf_counter() < deadline:
         pick = _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model)
         if pick is not None:
             plan, plan_cost = _take(Z, R, notes, pick), _cost_of(ctx, Z, R, pick)

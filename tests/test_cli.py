@@ -98,11 +98,10 @@ def test_generate_writes_a_valid_instance(tmp_path):
 
 def test_write_model_lp(tmp_path):
     lp = tmp_path / "m.lp"
-    res = run("solve", INSTANCES / "seed000_materials", "--write-model", lp, "--gap", "1e-9")
-    assert res.exit_code in (0, 4)
-    # the integer master is written when it is built (gap targets below what the rounds give)
-    if lp.exists():
-        assert "choose" in lp.read_text()
+    res = run("solve", INSTANCES / "demo", "--write-model", lp)
+    assert res.exit_code == 0
+    text = lp.read_text()
+    assert "choose" in text and "budget" in text and "warehouse" in text
 
 
 def test_replan_and_diff(tmp_path):
