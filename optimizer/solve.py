@@ -159,16 +159,23 @@ class _Context:
                 inst.annual_demand / z,
             ])
 
-    def price(self, lam: np.ndarray) -> "_Round":
-        """Solve every SKU's priced single-item problem at resource prices `lam` (money per
-        unit of each resource, ALL_LIMITS order)."""
+    def priced(self, lam: np.ndarray) -> si.CostCoefficients:
+        """Coefficients of F + lam . use: a budget price adds lam c to h (both terms, the Z
+        term weighted by the basis), a space price lam vol, a fill-rate price adds to the
+        shortage price P, an orders price to the ordering cost K."""
         inst, lim = self.inst, self.limits
-        coef = coefficients(
+        return coefficients(
             inst, self.cm, min_reorder=self.min_reorder,
             extra_hold_q=lam[0] * inst.unit_cost * lim.budget_w
             + lam[1] * inst.unit_volume * lim.warehouse_w,
             extra_hold_r=lam[0] * inst.unit_cost + lam[1] * inst.unit_volume,
             extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
+
+    def price(self, lam: np.ndarray) -> "_Round":
+        """Solve every SKU's priced single-item problem at resource prices `lam` (money per
+        unit of each resource, ALL_LIMITS order)."""
+        inst = self.inst
+        coef = self.priced(lam)
         sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
                                                penalty_guess=self._penalty_guess)
         self._penalty_guess = penalty_used
@@ -698,7 +705,7 @@ def _grid_candidates(ctx, lam, Z, R, max_columns: int = 60_000, full_grid: int =
         grid[:, 1::2] = np.where(has_u[:, None], np.minimum(trucks, hi[:, None]), grid[:, 1::2])
     if rows.size * G > max_columns:
         return None, None
-    priced = _priced_coefficients(ctx, lam, rows)
+    priced = ctx.priced(lam).take(rows)
     sub_ltd = ctx.ltd.take(rows)
     Rg_rows = np.stack([si.best_reorder_point(priced, sub_ltd, grid[:, j]) for j in range(G)],
                        axis=1)
@@ -706,23 +713,3 @@ def _grid_candidates(ctx, lam, Z, R, max_columns: int = 60_000, full_grid: int =
     Rg = np.repeat(R[:, :1], G, axis=1)
     Zg[rows], Rg[rows] = grid, Rg_rows
     return Zg, Rg
-
-
-def _priced_coefficients(ctx, lam, rows):
-    """Coefficients of F + lambda . use for the SKUs at `rows` (only R's terms matter to the
-    caller, which fixes Z)."""
-    base = ctx.base.take(rows)
-    fields = {f: getattr(base, f) for f in base.__dataclass_fields__}
-    lim, inst = ctx.limits, ctx.inst
-    for k, name in enumerate(lim.names):
-        if name == "budget":
-            fields["hold_q"] = fields["hold_q"] + lam[k] * inst.unit_cost[rows] * lim.budget_w
-            fields["hold_r"] = fields["hold_r"] + lam[k] * inst.unit_cost[rows]
-        elif name == "warehouse":
-            fields["hold_q"] = fields["hold_q"] + lam[k] * inst.unit_volume[rows] * lim.warehouse_w
-            fields["hold_r"] = fields["hold_r"] + lam[k] * inst.unit_volume[rows]
-        elif name == "fill_rate":
-            fields["penalty"] = fields["penalty"] + lam[k]
-        elif name == "orders":
-            fields["ordering"] = fields["ordering"] + lam[k]
-    return si.CostCoefficients(**fields)
