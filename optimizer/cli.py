@@ -269,5 +269,49 @@ def diff(plan_a, plan_b, fmt, out) -> None:
         _emit(text + "\n", out)
 
 
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="report.html or report.md (written atomically).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Terminal output when no --out is given.")
+@click.option("--gap", type=click.FloatRange(min=0.0, max=1.0), default=1e-4, show_default=True)
+def compare(instance, out, fmt, gap) -> None:
+    """Single-item formulas (EOQ, (R, Z), seed 002's model) against the constrained optimum:
+    KPIs, the price of each limit, the SKUs the limits change most."""
+    from optimizer import report
+    from optimizer.compare import compare as run_compare, render
+
+    inst = _load(instance)
+    cmp = run_compare(inst, gap=gap)
+    if out is not None:
+        suffix = Path(out).suffix.lower()
+        if suffix not in (".html", ".md"):
+            raise click.UsageError("--out must end in .html or .md")
+        _emit(render(cmp, "html" if suffix == ".html" else "md",
+                     title=f"Inventory policy comparison: {inst.scenario.name}"), out)
+    elif fmt == "json":
+        _emit(report.to_json({"status": cmp.status,
+                              "policies": cmp.summary.to_dict(orient="records"),
+                              "limit_prices": cmp.limit_prices.to_dict(orient="records"),
+                              "changes": cmp.changes.to_dict(orient="records"),
+                              "skus": cmp.skus.to_dict(orient="records")}), None)
+    elif fmt == "csv":
+        _emit(cmp.skus.to_csv(index=False, float_format="%.6g"), None)
+    else:
+        cols = ["policy", "total_cost", "holding_cost_share", "average_inventory_value",
+                "turnover", "days_of_supply", "fill_rate"]
+        click.echo(cmp.summary[cols].to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+        if len(cmp.limit_prices):
+            click.echo("\nprice of each limit (cost with it minus cost without it, per year):")
+            click.echo(cmp.limit_prices[["limit", "value", "shadow_price", "binding",
+                                         "price_of_limit"]].to_string(index=False))
+        if len(cmp.changes):
+            click.echo("\nSKUs the limits change most:")
+            click.echo(cmp.changes.head(10).to_string(index=False,
+                                                      float_format=lambda v: f"{v:,.4g}"))
+    sys.exit(EXIT_INFEASIBLE if cmp.status == "infeasible" else EXIT_OK)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -215,8 +215,11 @@ class _Round:
         self.total_use = self.use.sum(axis=1)
 
     def lagrangian(self, rhs) -> float:
-        """L(lam) for right-hand sides `rhs` (inactive limits carry price 0)."""
+        """L(lam) for right-hand sides `rhs`. A round priced a limit the scenario does not
+        set (inf right-hand side) gives no bound for it: -inf."""
         act = np.isfinite(rhs)
+        if np.any(self.lam[~act] > 0):
+            return -math.inf
         return self.priced_sum - float(self.lam[act] @ rhs[act])
 
 
