@@ -220,15 +220,19 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     narrows the first bracket. Returns the solution and the penalty used per SKU.
     """
     fill_target = np.asarray(fill_target, dtype=float)
-    sol = si.optimize(coef, ltd)
     penalty = coef.penalty.copy()
     need = np.isfinite(fill_target) & ~ltd.deterministic
-    if need.any():
-        fr = 1.0 - ltd.loss(sol.reorder_point) / sol.order_quantity
-        need &= fr < fill_target
     idx = np.flatnonzero(need)
     if idx.size == 0:
-        return sol, penalty
+        return si.optimize(coef, ltd), penalty
+    rest = np.flatnonzero(~need)
+    size = coef.demand.shape[0]
+    oz, orr, on, of = (np.zeros(size) for _ in range(4))
+    onotes = np.zeros(size, dtype=np.int64)
+    if rest.size:
+        s_ = si.optimize(coef.take(rest), ltd.take(rest))
+        oz[rest], orr[rest], on[rest] = s_.order_quantity, s_.reorder_point, s_.vehicles_per_order
+        of[rest], onotes[rest] = s_.objective, s_.notes
     sub, sub_ltd, target = coef.take(idx), ltd.take(idx), fill_target[idx]
 
     # the solution at each SKU's current upper end (the side meeting the target)
@@ -256,13 +260,18 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     f_lo = fill_at(lo)[1] - target
     # the lower end must miss the target (else it is the answer's side already)
     met = f_lo >= 0
-    if met.any():
-        base_lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
-        lo = np.where(met, base_lo, lo)
-        rows = np.flatnonzero(met)
-        f_lo[rows] = fill_at(lo[rows], rows)[1] - target[rows]
-    hi_sol, f_hi = fill_at(hi)
-    f_hi = f_hi - target
+    base_lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
+    retry = np.flatnonzero(met & (lo > base_lo))
+    if retry.size:
+        lo[retry] = base_lo[retry]
+        f_lo[retry] = fill_at(lo[retry], retry)[1] - target[retry]
+    done = f_lo >= 0  # the SKU's own shortage price already meets its target
+    f_hi = np.zeros(idx.size)
+    rows = np.flatnonzero(~done)
+    if rows.size:
+        f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
+    hi = np.where(done, lo, hi)
+    f_hi = np.where(done, f_lo, f_hi)
     for _ in range(60):  # grow the bracket until every SKU meets its target at hi
         short = f_hi < 0
         if not short.any():
@@ -297,12 +306,11 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         f_lo = np.where(down, f, f_lo)
         side = np.where(up, 1, np.where(down, -1, side))
     hi = np.exp(xh)  # the feasible side of the bracket; its solution is in `keep`
-    z, r, n, f, notes = (sol.order_quantity.copy(), sol.reorder_point.copy(),
-                         sol.vehicles_per_order.copy(), sol.objective.copy(), sol.notes.copy())
-    z[idx], r[idx], n[idx] = keep["z"], keep["r"], keep["n"]
-    f[idx], notes[idx] = keep["f"], keep["notes"] | si.NOTE_SERVICE_TARGET
+    oz[idx], orr[idx], on[idx] = keep["z"], keep["r"], keep["n"]
+    of[idx] = keep["f"]
+    onotes[idx] = keep["notes"] | np.where(done, 0, si.NOTE_SERVICE_TARGET)
     penalty[idx] = hi
-    return si.SingleItemSolution(z, r, n, f, notes), penalty
+    return si.SingleItemSolution(oz, orr, on, of, onotes), penalty
 
 
 def _with_penalty(coef: si.CostCoefficients, penalty) -> si.CostCoefficients:
