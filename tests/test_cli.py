@@ -117,3 +117,22 @@ def test_replan_and_diff(tmp_path):
     res = run("diff", plans[0], plans[-1], "--format", "json")
     d = json.loads(res.output)
     assert d["changed"] and isinstance(d["cost_effect"], float)
+
+
+def test_simulate_a_solved_plan(tmp_path):
+    plan = tmp_path / "plan.json"
+    assert run("solve", INSTANCES / "seed002_items", "--format", "json", "--out", plan).exit_code == 0
+    res = run("simulate", INSTANCES / "seed002_items", "--plan", plan, "--years", 3,
+              "--replications", 3, "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    rows = {r["sku"]: r for r in doc["skus"]}
+    assert set(rows) == {"alpha", "beta", "gamma"}
+    for r in rows.values():
+        assert 0 <= r["fill_rate"] <= 1 and r["fill_rate_ci"] >= 0
+        assert "analytic_fill_rate" in r and "short" in r
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"skus": [{"sku": "alpha", "order_quantity": 10, "reorder_point": 5}]}')
+    res = CliRunner().invoke(main, ["simulate", str(INSTANCES / "seed002_items"), "--plan",
+                                    str(bad)])
+    assert res.exit_code == 2 and "beta" in res.output
