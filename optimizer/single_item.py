@@ -311,14 +311,16 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
                 capped[rows] = True
                 break
             ns = step + np.arange(block, dtype=float)
-            pr = np.repeat(rows, block)
-            pn = np.tile(ns, rows.size)
-            keep = pn <= n_max[pr]
-            pr, pn = pr[keep], pn[keep]
-            lb = _interval_lower_bound(sub.take(pr), sub_ltd.take(pr), pn, uu[pr])
-            need = lb < bf[pr] * (1 - 1e-12)
-            if need.any():
-                consider(pn[need], pr[need])
+            # chunks of SKUs keep the (SKU, n) pair arrays to about a million entries
+            for chunk in np.array_split(rows, max(1, rows.size * block // 1_000_000)):
+                pr = np.repeat(chunk, block)
+                pn = np.tile(ns, chunk.size)
+                keep = pn <= n_max[pr]
+                pr, pn = pr[keep], pn[keep]
+                lb = _interval_lower_bound(sub.take(pr), sub_ltd.take(pr), pn, uu[pr])
+                need = lb < bf[pr] * (1 - 1e-12)
+                if need.any():
+                    consider(pn[need], pr[need])
             step += block
         bnotes[capped] |= NOTE_VEHICLE_SCAN_CAPPED
         best_z[idx], best_r[idx], best_f[idx], notes[idx] = bz, br, bf, bnotes

@@ -50,6 +50,8 @@ RESOURCE_LABELS = {
 ALL_LIMITS = ("budget", "warehouse", "fill_rate", "orders")
 # a lower bound this many times the single-item cost is reported as infeasible limits
 INFEASIBLE_FACTOR = 1e3
+# largest integer choice master built through Pyomo (binaries)
+MAX_CHOICE_VARIABLES = 150_000
 
 
 @dataclass(frozen=True)
@@ -639,6 +641,9 @@ def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
     if free.size == 0:
         return pick if _feasible(U[:, :, 0].sum(axis=1), rhs) else None
     act = np.flatnonzero(np.isfinite(rhs))
+    if free.size * Z.shape[1] > MAX_CHOICE_VARIABLES:
+        # a Pyomo model this size costs minutes and gigabytes; keep the incumbent instead
+        return None
     rhs_free = rhs[act] - U[act][:, fixed, 0].sum(axis=1)
     # the free SKUs' mean cost scaled to about one, each limit to one: HiGHS sees O(1)
     c_scale = max(float(np.abs(C[free]).mean()), 1e-9)
