@@ -50,6 +50,8 @@ RESOURCE_LABELS = {
 ALL_LIMITS = ("budget", "warehouse", "fill_rate", "orders")
 # a lower bound this many times the single-item cost is reported as infeasible limits
 INFEASIBLE_FACTOR = 1e3
+# instances at least this large price their SKUs on two worker processes
+PARALLEL_MIN_SKUS = 5000
 # largest integer choice master built through Pyomo (binaries)
 MAX_CHOICE_VARIABLES = 150_000
 
@@ -149,6 +151,8 @@ class _Context:
         self.base = coefficients(instance, self.cm, min_reorder=self.min_reorder)
         self.n = instance.n
         self._penalty_guess = None  # the last round's fill-floor prices: a warm bracket
+        self.parallel = True
+        self._pool = None
 
     def usage(self, z, r) -> np.ndarray:
         """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order."""
@@ -173,13 +177,38 @@ class _Context:
             extra_hold_r=lam[0] * inst.unit_cost + lam[1] * inst.unit_volume,
             extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
 
+    def _price_in_workers(self, lam):
+        """The same pricing on two worker processes, one half of the SKUs each (the
+        machine has two cores; the per-SKU work is independent). Workers keep their half's
+        context, so a round ships only the prices and the per-SKU answers."""
+        if self._pool is None:
+            import multiprocessing as mp
+            import weakref
+            from concurrent.futures import ProcessPoolExecutor
+
+            halves = np.array_split(np.arange(self.n), 2)
+            self._halves = halves
+            self._pool = ProcessPoolExecutor(
+                max_workers=2, mp_context=mp.get_context("fork"), initializer=_worker_init,
+                initargs=(self.inst, self.limits, halves))
+            weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        outs = list(self._pool.map(_worker_price, [(0, lam), (1, lam)]))
+        z, r, nv, f, pen = (np.empty(self.n) for _ in range(5))
+        notes = np.empty(self.n, dtype=np.int64)
+        for ix, (zz, rr, vv, ff, nn, pp) in zip(self._halves, outs):
+            z[ix], r[ix], nv[ix], f[ix], notes[ix], pen[ix] = zz, rr, vv, ff, nn, pp
+        return si.SingleItemSolution(z, r, nv, f, notes), pen
+
     def price(self, lam: np.ndarray) -> "_Round":
         """Solve every SKU's priced single-item problem at resource prices `lam` (money per
         unit of each resource, ALL_LIMITS order)."""
         inst = self.inst
         coef = self.priced(lam)
-        sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
-                                               penalty_guess=self._penalty_guess)
+        if self.n >= PARALLEL_MIN_SKUS and self.parallel and _CAN_FORK:
+            sol, penalty_used = self._price_in_workers(lam)
+        else:
+            sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
+                                                   penalty_guess=self._penalty_guess)
         self._penalty_guess = penalty_used
         z, r = sol.order_quantity, sol.reorder_point
         cost = si.evaluate(self.base, self.ltd, z, r)
@@ -193,6 +222,29 @@ class _Context:
         floor_term = float((floor_price * (inst.annual_demand * self.ltd.loss(r) / z
                                            - (1.0 - beta) * inst.annual_demand)).sum())
         return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes, floor_term)
+
+
+_WORKER: dict = {}
+# workers are forked (they inherit the loaded modules, nothing to pickle but the instance);
+# where fork is unavailable pricing stays in this process
+_CAN_FORK = "fork" in __import__("multiprocessing").get_all_start_methods()
+
+
+def _worker_init(instance, limits, halves):
+    # a worker process's own pricing contexts, one per half of the SKUs
+    _WORKER["ctx"] = [_Context(instance.take(h), limits) for h in halves]
+    for c in _WORKER["ctx"]:
+        c.parallel = False
+
+
+def _worker_price(args):
+    k, lam = args
+    ctx = _WORKER["ctx"][k]
+    sol, pen = solve_with_service(ctx.priced(lam), ctx.ltd, ctx.fill_target,
+                                  penalty_guess=ctx._penalty_guess)
+    ctx._penalty_guess = pen
+    return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
+            sol.notes, pen)
 
 
 @dataclass

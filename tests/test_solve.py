@@ -231,3 +231,20 @@ def test_time_limit_returns_flagged_result():
     res = solve(inst, time_limit=0.2)
     assert res.status in ("time_limit", "infeasible")
     assert res.status != "optimal"
+
+
+def test_two_process_pricing_equals_serial_pricing():
+    from optimizer.generate import generate_instance
+    from optimizer.io import instance_from_frames
+    from optimizer.solve import PARALLEL_MIN_SKUS, _Context
+
+    skus, sc = generate_instance(PARALLEL_MIN_SKUS + 200, seed=5)
+    inst = instance_from_frames(skus, sc)
+    lam = np.array([0.4, 150.0, 0.0, 0.0])
+    serial = _Context(inst, coupling_limits(inst))
+    serial.parallel = False
+    both = _Context(inst, coupling_limits(inst))
+    a, b = serial.price(lam), both.price(lam)
+    assert both._pool is not None
+    assert np.array_equal(a.z, b.z) and np.array_equal(a.r, b.r)
+    assert a.priced_sum == pytest.approx(b.priced_sum, rel=1e-12)
