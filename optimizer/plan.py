@@ -1,0 +1,617 @@
+"""Multi-period purchase plan: lot sizing with shared trucks, MOQ, budgets and space,
+warm-started from the (R, Z) policy.
+
+`plan(instance, horizon, period_days)` turns an `Instance` into a `LotSizingData`
+(`build_plan_data`), builds the MIP of `formulations.lot_sizing`, hands HiGHS a repaired
+(R, Z) plan as MIP start, and returns a `PlanResult` with the orders, the stock per period and
+the use of every period's limits. Choices made here (the formulation's own are in its module):
+
+- Periods are `period_days` long; lead time in periods = ceil(lead_time_days / period_days).
+- Forecast: a DataFrame (sku, period, demand) for periods 1..horizon. SKUs it does not name get
+  the flat rate annual_demand x period_days / days_per_year; named SKUs get 0 in periods the
+  frame leaves out.
+- Safety floors: the "full" single-item policy's safety stock, clipped at 0.
+- on_hand default: the policy's reorder point R, i.e. every SKU starts the horizon just at the
+  point where the policy would reorder (a neutral, policy-consistent start; pass the real stock
+  when you have it).
+- open_orders: DataFrame (sku, period, quantity) of deliveries already on the way, by arrival
+  period.
+- Holding per unit and period: (holding_cost + capital_rate x unit_cost) x period_days /
+  days_per_year.
+- Budget: `scenario.budget.period_limit` per order period; warehouse: `scenario.warehouse.
+  capacity` on end-of-period stock volume; trucks: `scenario.vehicles.spec_for(supplier)`,
+  load per unit = weight or volume as the spec measures. A truck carries one supplier's orders
+  that arrive in the same period (one delivery), so trucks are counted per (supplier, arrival
+  period).
+- Backlog only when asked (`allow_backlog=True`) and only for SKUs with a shortage cost; by
+  default the plan keeps every SKU at or above its floor (the shortage cost already sized the
+  floor through the policy).
+
+MIP start: the (R, Z) rule simulated over the forecast (all SKUs at once, a loop over periods):
+order the smallest number of lots Z that lifts the projected inventory position above R
+whenever it falls to R or below, raised where needed so stock meets the floor on arrival,
+rounded up to MOQ and packs and trimmed to the open requirement. Then the budget is repaired
+backwards: a period over budget moves its largest orders one period earlier (stock stays above
+the floors, only holding grows). Every model variable gets a value (trucks, stock, packs and
+the facility-location split included) and HiGHS receives it with warmstart=True. If the repaired
+start still breaks a limit, `start_objective` is None (HiGHS then ignores it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from formulations.lot_sizing import (LotSizingData, base_net_stock, build_lot_sizing,
+                                     controllable, order_caps, requirements, round_up)
+from optimizer.highs import solve_model
+from optimizer.instance import Instance
+
+STATUSES = ("optimal", "feasible", "time_limit", "infeasible", "error")
+_TOL = 1e-6
+
+
+@dataclass
+class PlanResult:
+    """Outcome of `plan`. Money in currency units (not scaled); quantities in units.
+
+    status: optimal (gap within the requested one) | feasible (a plan, solver stopped
+    otherwise) | time_limit (stopped at the limit; tables hold the incumbent if any) |
+    infeasible (message says which limit in which period) | error.
+    objective: cost of the returned plan (ordering + holding + trucks + shortfall), NaN when
+    none; bound: the solver's best bound; lp_bound: LP relaxation of the model solved;
+    gap: (objective - bound) / objective; start_objective: cost of the MIP start (None when the
+    repaired start breaks a limit).
+    orders: sku, supplier, order_period, arrival_period, quantity, trucks (the supplier's trucks
+    of that delivery attributed to each order by its share of the load, so they sum to the
+    delivery's trucks). stock: sku, period, stock (net: negative = backlog), floor (0 before the
+    first lead time). periods: period, spend (in the order period), space (volume at period
+    end), trucks (arriving in the period). deliveries: supplier, period, load, capacity, trucks.
+    """
+
+    status: str
+    objective: float
+    bound: float
+    lp_bound: float
+    gap: float
+    start_objective: float | None
+    solve_seconds: float
+    orders: pd.DataFrame
+    stock: pd.DataFrame
+    periods: pd.DataFrame
+    message: str = ""
+    deliveries: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lp_seconds: float = 0.0
+    build_seconds: float = 0.0
+    data: LotSizingData | None = field(default=None, repr=False)
+
+
+# ----------------------------------------------------------------------------- data
+
+def lead_periods(lead_time_days, period_days) -> np.ndarray:
+    return np.ceil(np.asarray(lead_time_days, dtype=float) / float(period_days) - 1e-9).astype(int)
+
+
+def _by_sku(values, skus, name) -> np.ndarray:
+    if isinstance(values, dict):
+        values = pd.Series(values)
+    if isinstance(values, pd.Series):
+        unknown = set(values.index) - set(skus)
+        if unknown:
+            raise ValueError(f"{name}: unknown SKU(s) {sorted(unknown)[:5]}")
+        return values.reindex(skus).fillna(0.0).to_numpy(dtype=float)
+    return np.array(np.broadcast_to(np.asarray(values, dtype=float), (len(skus),)))
+
+
+def _grid(frame: pd.DataFrame, skus, T, value, name) -> np.ndarray:
+    """(n, T) array from a long frame (sku, period, value)."""
+    pos = {s: i for i, s in enumerate(skus)}
+    out = np.zeros((len(skus), T))
+    if frame is None or len(frame) == 0:
+        return out
+    missing = {"sku", "period", value} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{name} needs columns sku, period, {value}")
+    idx = frame["sku"].map(pos)
+    if idx.isna().any():
+        raise ValueError(f"{name}: unknown SKU(s) {sorted(frame['sku'][idx.isna()].unique())[:5]}")
+    per = frame["period"].astype(int).to_numpy()
+    if (per < 1).any() or (per > T).any():
+        raise ValueError(f"{name}: periods must lie in 1..{T}")
+    np.add.at(out, (idx.to_numpy(dtype=int), per - 1), frame[value].to_numpy(dtype=float))
+    return out
+
+
+def build_plan_data(instance: Instance, horizon: int, period_days: float, forecast=None,
+                    on_hand=None, open_orders=None, allow_backlog: bool = False, policy=None
+                    ) -> tuple[LotSizingData, object]:
+    """The `LotSizingData` of `instance` over `horizon` periods (see module docstring) and the
+    single-item policy it used (floors, default on hand, MIP start)."""
+    from optimizer.policy import single_item_policy
+
+    T = int(horizon)
+    if T < 1 or period_days <= 0:
+        raise ValueError("horizon must be >= 1 and period_days > 0")
+    sc = instance.scenario
+    skus = [str(s) for s in instance.sku]
+    pol = policy if policy is not None else single_item_policy(instance, "full")
+    flat = instance.annual_demand * period_days / sc.days_per_year
+    demand = np.repeat(flat[:, None], T, axis=1)
+    if forecast is not None and len(forecast):
+        given = _grid(forecast, skus, T, "demand", "forecast")
+        named = np.isin(skus, forecast["sku"].astype(str).unique())
+        demand[named] = given[named]
+    oh = np.asarray(pol.reorder_point, float) if on_hand is None else _by_sku(on_hand, skus, "on_hand")
+    arrivals = _grid(open_orders, skus, T, "quantity", "open_orders")
+    units, _ = instance.vehicle_arrays()
+    load = np.zeros(instance.n)
+    cap, cost = {}, {}
+    if sc.vehicles is not None:
+        for sup in pd.unique(instance.supplier):
+            spec = sc.vehicles.spec_for(str(sup))
+            if spec is None or spec.capacity <= 0:
+                continue
+            mask = instance.supplier == sup
+            load[mask] = (instance.unit_weight if spec.measure == "weight"
+                          else instance.unit_volume)[mask]
+            cap[str(sup)], cost[str(sup)] = float(spec.capacity), float(spec.cost)
+    budget = sc.budget.period_limit if sc.budget is not None else None
+    data = LotSizingData(
+        sku=np.array(skus, dtype=object), supplier=np.array([str(s) for s in instance.supplier],
+                                                             dtype=object),
+        demand=demand, lead=lead_periods(instance.lead_time_days, period_days), on_hand=oh,
+        floor=np.clip(np.nan_to_num(pol.safety_stock, nan=0.0), 0.0, None),
+        unit_cost=instance.unit_cost,
+        ordering_cost=instance.ordering_cost,
+        holding_cost=(instance.holding_cost + sc.capital_rate * instance.unit_cost)
+        * period_days / sc.days_per_year,
+        arrivals=arrivals, moq=instance.moq, multiple=instance.order_multiple,
+        shortage_cost=instance.shortage_cost if allow_backlog else np.nan,
+        unit_volume=instance.unit_volume, load=load, budget=budget,
+        warehouse=sc.warehouse.capacity if sc.warehouse is not None else None,
+        truck_capacity=cap, truck_cost=cost, period_days=float(period_days))
+    return data, pol
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def evaluate(data: LotSizingData, x: np.ndarray) -> dict:
+    """Everything a plan of order quantities x (n, T; column = order period) implies:
+    net stock, backlog, shortfall, trucks per (group, arrival), spend, space, its cost and the
+    list of broken rules."""
+    n, T = data.n, data.T
+    x = np.asarray(x, dtype=float)
+    L = data.lead
+    t = np.arange(1, T + 1)
+    arrive = np.zeros((n, T))
+    src = t[None, :] - L[:, None]  # order period of each arrival
+    ok = src >= 1
+    arrive[ok] = x[np.nonzero(ok)[0], src[ok] - 1]
+    net = base_net_stock(data) + np.cumsum(arrive, axis=1)
+    ctrl = controllable(data)
+    on = np.maximum(net, 0.0)
+    back = np.maximum(-net, 0.0)
+    short = np.where(ctrl & data.backlog[:, None], np.maximum(data.floor[:, None] - net, 0.0), 0.0)
+    tidx, tcap, tcost, groups = data.trucks()
+    K = len(groups)
+    load = np.zeros((max(K, 1), T))
+    if K:
+        use = tidx >= 0
+        np.add.at(load, (np.repeat(tidx[use], T), np.tile(np.arange(T), use.sum())),
+                  (arrive[use] * data.load[use, None]).ravel())
+    trucks = np.ceil(load[:K] / tcap[:, None] - 1e-7) if K else np.zeros((0, T))
+    trucks = np.maximum(trucks, 0.0)
+    spend = data.unit_cost @ x
+    space = data.unit_volume @ on
+    placed = x > _TOL
+    cost = (data.ordering_cost @ placed.sum(axis=1) + (data.holding_cost[:, None] * on).sum()
+            + (tcost[:, None] * trucks).sum() + np.nansum(
+                np.where(data.backlog[:, None], data.shortage_cost[:, None], 0.0) * short))
+    v = []
+    if (x < -_TOL).any():
+        v.append("negative order quantity")
+    late = placed & (t[None, :] + L[:, None] > T)
+    if late.any():
+        v.append(f"{late.sum()} order(s) arrive after the horizon")
+    moq = data.moq_eff
+    small = placed & (x < moq[:, None] * (1 - 1e-7) - _TOL)
+    for i, j in zip(*np.nonzero(small)):
+        v.append(f"MOQ: {data.sku[i]} period {j + 1} orders {x[i, j]:g} < {moq[i]:g}")
+    mult = data.multiple
+    for i, j in zip(*np.nonzero(placed & (mult[:, None] > 0))):
+        q = x[i, j] / mult[i]
+        if abs(q - round(q)) > 1e-6:
+            v.append(f"pack: {data.sku[i]} period {j + 1} orders {x[i, j]:g}, not a multiple "
+                     f"of {mult[i]:g}")
+    hard = ctrl & ~data.backlog[:, None]
+    low = hard & (net < data.floor[:, None] - 1e-6 * np.maximum(1.0, data.floor[:, None]))
+    for i, j in zip(*np.nonzero(low)):
+        v.append(f"floor: {data.sku[i]} period {j + 1} stock {net[i, j]:.6g} < floor "
+                 f"{data.floor[i]:.6g}")
+    for j in np.flatnonzero(spend > data.budget * (1 + 1e-7) + _TOL):
+        v.append(f"budget: period {j + 1} spends {spend[j]:.6g} > {data.budget[j]:.6g}")
+    if data.warehouse is not None:
+        for j in np.flatnonzero(space > data.warehouse * (1 + 1e-7) + _TOL):
+            v.append(f"warehouse: period {j + 1} stock volume {space[j]:.6g} > {data.warehouse:.6g}")
+    return dict(net=net, on=on, back=back, short=short, arrive=arrive, load=load[:K],
+                trucks=trucks, groups=groups, tcap=tcap, spend=spend, space=space, cost=float(cost),
+                violations=v)
+
+
+# ----------------------------------------------------------------------------- MIP start
+
+def rz_start(data: LotSizingData, order_quantity, reorder_point) -> np.ndarray:
+    """Order quantities (n, T) of the (R, Z) rule over the forecast, repaired to the floors,
+    MOQ/packs and the per-period budget where possible (see module docstring)."""
+    n, T = data.n, data.T
+    Z = np.maximum(np.nan_to_num(np.asarray(order_quantity, float), nan=0.0), 1e-9)
+    R = np.nan_to_num(np.asarray(reorder_point, float), nan=0.0)
+    L = data.lead
+    base = base_net_stock(data)
+    caps = order_caps(data, budget_cap=False)
+    moq = data.moq_eff
+    x = np.zeros((n, T))
+    ip = data.on_hand + data.arrivals.sum(axis=1)  # inventory position: all open orders count
+    placed = np.zeros(n)
+    rows = np.arange(n)
+    for t in range(1, T + 1):
+        ip = ip - data.demand[:, t - 1]
+        valid = t + L <= T
+        lots = np.where(ip <= R, np.floor((R - ip) / Z) + 1.0, 0.0)
+        q = lots * Z
+        arr = np.minimum(t + L, T)
+        need = np.where(data.backlog, 0.0, data.floor - (base[rows, arr - 1] + placed))
+        q = np.maximum(q, need)
+        q = np.where(q > _TOL, round_up(np.maximum(q, moq), data.multiple), 0.0)
+        q = np.where(valid, np.minimum(q, caps[:, t - 1]), 0.0)
+        x[:, t - 1] = q
+        placed += q
+        ip += q
+    return repair_budget(data, x, caps)
+
+
+def repair_budget(data: LotSizingData, x: np.ndarray, caps=None) -> np.ndarray:
+    """Backward pass: a period over budget moves its largest orders one period earlier."""
+    x = x.copy()
+    caps = order_caps(data, budget_cap=False) if caps is None else caps
+    c = data.unit_cost
+    for t in range(data.T, 1, -1):
+        excess = c @ x[:, t - 1] - data.budget[t - 1]
+        if excess <= _TOL:
+            continue
+        idx = np.flatnonzero(x[:, t - 1] > 0)
+        val = c[idx] * x[idx, t - 1]
+        order = np.argsort(-val)
+        k = int(np.searchsorted(np.cumsum(val[order]), excess - _TOL)) + 1
+        move = idx[order[:k]]
+        x[move, t - 2] = np.minimum(x[move, t - 2] + x[move, t - 1], caps[move, t - 2])
+        x[move, t - 1] = 0.0
+    return x
+
+
+def set_start(model: pyo.ConcreteModel, data: LotSizingData, x: np.ndarray) -> None:
+    """Give every variable of `model` the value the plan x implies (appsi's warm start needs
+    them all)."""
+    ev = evaluate(data, x)
+    L = data.lead
+    for (i, t), var in model.x.items():
+        var.set_value(float(x[i, t - 1]), skip_validation=True)
+    for (i, t), var in model.y.items():
+        var.set_value(1.0 if x[i, t - 1] > _TOL else 0.0, skip_validation=True)
+    for (i, t), var in model.n.items():
+        var.set_value(float(round(x[i, t - 1] / data.multiple[i])), skip_validation=True)
+    for (i, t), var in model.s.items():
+        if not var.fixed:
+            var.set_value(float(ev["on"][i, t - 1]), skip_validation=True)
+    for (i, t), var in model.b.items():
+        if not var.fixed:
+            var.set_value(float(ev["back"][i, t - 1]), skip_validation=True)
+    for (i, t), var in model.e.items():
+        var.set_value(float(ev["short"][i, t - 1]), skip_validation=True)
+    for (k, t), var in model.v.items():
+        var.set_value(float(ev["trucks"][k, t - 1]), skip_validation=True)
+    if len(model.W):
+        cum, _ = requirements(data)
+        Xc = np.cumsum(ev["arrive"], axis=1)
+        Xprev = Xc - ev["arrive"]
+        Nprev = cum - np.diff(cum, axis=1, prepend=0.0)
+        for (i, t, tau), var in model.w.items():
+            a = t + L[i] - 1
+            val = min(Xc[i, a], cum[i, tau - 1]) - max(Xprev[i, a], Nprev[i, tau - 1])
+            var.set_value(max(float(val), 0.0), skip_validation=True)
+
+
+# ----------------------------------------------------------------------------- diagnosis
+
+def diagnose(data: LotSizingData) -> str:
+    """A reason the data admit no plan ("" when none of these necessary conditions fails):
+    a SKU that cannot order in time, cumulative budget below the minimum spend, or stock that
+    cannot be avoided exceeding the warehouse."""
+    n, T = data.n, data.T
+    cum, dn = requirements(data)
+    hard = ~data.backlog
+    M = order_caps(data)
+    L = data.lead
+    moq = data.moq_eff
+    # a SKU whose first requirement comes before any period it can afford to order in
+    for i in np.flatnonzero(hard & (cum[:, -1] > _TOL)):
+        first_need = int(np.argmax(cum[i] > _TOL)) + 1  # period
+        can = np.flatnonzero(M[i] > 0) + 1
+        if not can.size or can[0] + L[i] > first_need:
+            why = ("its minimum order costs more than the budget of every period it could order in"
+                   if not can.size or np.isfinite(data.budget).any() else "")
+            return (f"infeasible: {data.sku[i]} needs {cum[i, first_need - 1]:.6g} units by period "
+                    f"{first_need} (floor {data.floor[i]:.6g}) but no order can arrive by then"
+                    + (f" ({why})" if why else ""))
+    # cumulative budget vs minimum cumulative spend of orders placed in 1..t
+    if np.isfinite(data.budget).any():
+        spend_min = np.zeros(T)
+        for t in range(1, T + 1):
+            arr = np.minimum(t + L, T)
+            ok = hard & (T - L >= 1)
+            need = np.where(ok, cum[np.arange(n), arr - 1], 0.0)
+            need = np.where(need > _TOL, round_up(np.maximum(need, moq), data.multiple), 0.0)
+            spend_min[t - 1] = data.unit_cost @ need
+        avail = np.cumsum(data.budget)
+        over = np.flatnonzero(spend_min > avail * (1 + 1e-9) + _TOL)
+        if over.size:
+            t = int(over[0]) + 1
+            return (f"infeasible: budget in period {t}: orders placed in periods 1..{t} must spend "
+                    f"at least {spend_min[t - 1]:,.2f} to keep every SKU at its floor until they "
+                    f"arrive, but the budgets of periods 1..{t} total {avail[t - 1]:,.2f} "
+                    f"(short by {spend_min[t - 1] - avail[t - 1]:,.2f}; period {t} budget "
+                    f"{data.budget[t - 1]:,.2f})")
+    if data.warehouse is not None:
+        base = base_net_stock(data)
+        ctrl = controllable(data)
+        least = np.where(ctrl, np.where(hard[:, None], data.floor[:, None], 0.0),
+                         np.maximum(base, 0.0))
+        vol = data.unit_volume @ least
+        over = np.flatnonzero(vol > data.warehouse * (1 + 1e-9) + _TOL)
+        if over.size:
+            t = int(over[0]) + 1
+            return (f"infeasible: warehouse in period {t}: floors and stock already on hand or "
+                    f"in transit take {vol[t - 1]:,.3f} vs capacity {data.warehouse:,.3f} "
+                    f"(over by {vol[t - 1] - data.warehouse:,.3f})")
+    return ""
+
+
+# ----------------------------------------------------------------------------- solving
+
+def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs") -> tuple[float, float]:
+    """(value, seconds) of the LP relaxation of `model` (solved on a clone; money / scale as in
+    the model). NaN when the LP is infeasible."""
+    t0 = time.perf_counter()
+    lp = model.clone()
+    pyo.TransformationFactory("core.relax_integer_vars").apply_to(lp)
+    out = solve_model(lp, solver=solver)
+    val = out.objective if out.termination == "optimal" else math.nan
+    return val, time.perf_counter() - t0
+
+
+def lot_sizing_lp_bounds(data: LotSizingData, solver: str = "appsi_highs") -> dict:
+    """LP relaxation bounds (money) of the strong and the plain big-M model of `data`."""
+    out = {}
+    for name, strong in (("strong", True), ("plain", False)):
+        m = build_lot_sizing(data, strong=strong)
+        val, sec = lp_relaxation(m, solver)
+        out[name] = val * data.money_scale
+        out[f"{name}_seconds"] = sec
+    return out
+
+
+def plan_lp_bounds(instance: Instance, horizon: int, period_days: float, **kwargs) -> dict:
+    """Strong and plain LP bounds of the plan model of `instance` (same arguments as
+    `build_plan_data`): {"strong", "plain", "strong_seconds", "plain_seconds"}."""
+    data, _ = build_plan_data(instance, horizon, period_days, **kwargs)
+    return lot_sizing_lp_bounds(data)
+
+
+def _empty_result(status, data, message, start_obj=None, lp=math.nan, seconds=0.0):
+    return PlanResult(status=status, objective=math.nan, bound=math.nan, lp_bound=lp,
+                      gap=math.nan, start_objective=start_obj, solve_seconds=seconds,
+                      orders=pd.DataFrame(columns=["sku", "supplier", "order_period",
+                                                   "arrival_period", "quantity", "trucks"]),
+                      stock=pd.DataFrame(columns=["sku", "period", "stock", "floor"]),
+                      periods=pd.DataFrame(columns=["period", "spend", "space", "trucks"]),
+                      message=message, data=data)
+
+
+def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
+                    strong: bool = True, start: np.ndarray | None = None,
+                    lp_bound: bool = True, solver: str = "appsi_highs") -> PlanResult:
+    """Build, (optionally) warm-start and solve the lot-sizing MIP of `data`."""
+    reason = diagnose(data)
+    if reason:
+        return _empty_result("infeasible", data, reason)
+    t0 = time.perf_counter()
+    model = build_lot_sizing(data, strong=strong)
+    build_seconds = time.perf_counter() - t0
+    start_obj = None
+    notes = []
+    if start is not None:
+        ev = evaluate(data, start)
+        if not ev["violations"]:
+            start_obj = ev["cost"]
+        else:
+            notes.append(f"MIP start breaks {len(ev['violations'])} rule(s), first: "
+                         f"{ev['violations'][0]}")
+    lp_val, lp_sec = (lp_relaxation(model, solver) if lp_bound else (math.nan, 0.0))
+    if start is not None and start_obj is not None:
+        set_start(model, data, start)
+    out = solve_model(model, solver=solver, time_limit=time_limit, mip_gap=gap,
+                      warmstart=start_obj is not None)
+    scale = data.money_scale
+    lp_money = lp_val * scale
+    if out.solution == "none":
+        if out.termination == "infeasible":
+            msg = ("infeasible: no single period limit explains it; budget, warehouse, MOQ and "
+                   "packs together leave no plan (try relaxing one)")
+            return _empty_result("infeasible", data, msg, start_obj, lp_money, out.seconds)
+        status = "time_limit" if out.termination == "time_limit" else "error"
+        res = _empty_result(status, data, f"no plan found ({out.message})", start_obj, lp_money,
+                            out.seconds)
+        res.bound = out.bound * scale
+        return res
+    x = np.zeros((data.n, data.T))
+    for (i, t), var in model.x.items():
+        val = var.value or 0.0
+        if data.multiple[i] > 0:
+            val = round(model.n[i, t].value or 0.0) * data.multiple[i]
+        x[i, t - 1] = val if val > 1e-7 * max(1.0, data.moq_eff[i]) else 0.0
+    res = result_from_orders(data, x)
+    bound = out.bound * scale
+    res.bound = bound
+    res.lp_bound = lp_money
+    res.gap = (res.objective - bound) / abs(res.objective) if res.objective else 0.0
+    res.start_objective = start_obj
+    res.solve_seconds = out.seconds
+    res.lp_seconds = lp_sec
+    res.build_seconds = build_seconds
+    res.status = {"optimal": "optimal", "time_limit": "time_limit"}.get(out.termination,
+                                                                          "feasible")
+    solver_obj = out.objective * scale
+    if abs(solver_obj - res.objective) > 1e-6 * max(1.0, abs(res.objective)):
+        notes.append(f"solver incumbent {solver_obj:,.2f}; the cleaned plan costs "
+                     f"{res.objective:,.2f}")
+    notes.insert(0, f"{res.status}: cost {res.objective:,.2f}, bound {bound:,.2f}, gap "
+                    f"{100 * res.gap:.2f}%, LP bound {lp_money:,.2f}, start "
+                    + (f"{start_obj:,.2f}" if start_obj is not None else "none"))
+    res.message = "; ".join(notes)
+    return res
+
+
+def result_from_orders(data: LotSizingData, x: np.ndarray) -> PlanResult:
+    """Tables and cost of the plan x (status "feasible", solver fields NaN)."""
+    ev = evaluate(data, x)
+    n, T = data.n, data.T
+    L = data.lead
+    ii, jj = np.nonzero(x > 0)
+    arr = jj + 1 + L[ii]
+    tidx = data.trucks()[0]
+    share = np.zeros(ii.size)
+    k = tidx[ii]
+    has = k >= 0
+    if has.any():
+        tot = ev["load"][k[has], arr[has] - 1]
+        share[has] = np.where(tot > 0, data.load[ii[has]] * x[ii[has], jj[has]] / np.where(
+            tot > 0, tot, 1.0), 0.0) * ev["trucks"][k[has], arr[has] - 1]
+    orders = pd.DataFrame({"sku": data.sku[ii], "supplier": data.supplier[ii],
+                           "order_period": jj + 1, "arrival_period": arr,
+                           "quantity": x[ii, jj], "trucks": share})
+    ctrl = controllable(data)
+    stock = pd.DataFrame({"sku": np.repeat(data.sku, T), "period": np.tile(np.arange(1, T + 1), n),
+                          "stock": ev["net"].ravel(),
+                          "floor": np.where(ctrl, data.floor[:, None], 0.0).ravel()})
+    periods = pd.DataFrame({"period": np.arange(1, T + 1), "spend": ev["spend"],
+                            "space": ev["space"], "trucks": ev["trucks"].sum(axis=0)
+                            if len(ev["groups"]) else np.zeros(T)})
+    groups = ev["groups"]
+    kk, tt = np.nonzero(ev["load"] > 0) if groups else (np.array([], int), np.array([], int))
+    deliveries = pd.DataFrame({"supplier": np.array(groups, dtype=object)[kk] if groups else [],
+                               "period": tt + 1, "load": ev["load"][kk, tt] if groups else [],
+                               "capacity": ev["tcap"][kk] if groups else [],
+                               "trucks": ev["trucks"][kk, tt] if groups else []})
+    return PlanResult(status="feasible", objective=ev["cost"], bound=math.nan, lp_bound=math.nan,
+                      gap=math.nan, start_objective=None, solve_seconds=0.0, orders=orders,
+                      stock=stock, periods=periods, deliveries=deliveries, data=data,
+                      message="; ".join(ev["violations"]))
+
+
+def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on_hand=None,
+         open_orders=None, time_limit=None, gap: float = 1e-2, strong: bool = True,
+         use_start: bool = True, *, allow_backlog: bool = False, lp_bound: bool = True,
+         solver: str = "appsi_highs") -> PlanResult:
+    """Multi-period purchase plan of `instance` over `horizon` periods of `period_days` days.
+
+    forecast: DataFrame (sku, period, demand) or None for the flat annual rate; on_hand: per
+    SKU (array, dict or Series by sku) or None for the policy's reorder point; open_orders:
+    DataFrame (sku, period, quantity) by arrival period. time_limit in seconds; gap: relative
+    MIP gap to stop at; strong: facility-location formulation; use_start: warm-start from the
+    repaired (R, Z) plan; allow_backlog: SKUs with a shortage cost may fall below their floor
+    at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field).
+    """
+    data, pol = build_plan_data(instance, horizon, period_days, forecast=forecast,
+                                on_hand=on_hand, open_orders=open_orders,
+                                allow_backlog=allow_backlog)
+    start = rz_start(data, pol.order_quantity, pol.reorder_point) if use_start else None
+    return solve_plan_data(data, time_limit=time_limit, gap=gap, strong=strong, start=start,
+                           lp_bound=lp_bound, solver=solver)
+
+
+# ----------------------------------------------------------------------------- checks, JSON
+
+def check_plan(data: LotSizingData, result: PlanResult) -> list[str]:
+    """Re-check a result against the data: balances (the stock table equals the stock the
+    orders imply), floors, budget, warehouse, trucks covering every delivery's load, MOQ,
+    packs, orders inside the horizon, and the reported cost. Returns the violations."""
+    if result.status == "infeasible" or len(result.orders) == 0 and math.isnan(result.objective):
+        return []
+    n, T = data.n, data.T
+    pos = {s: i for i, s in enumerate(data.sku)}
+    x = np.zeros((n, T))
+    v = []
+    o = result.orders
+    for s, t, a, q in zip(o["sku"], o["order_period"], o["arrival_period"], o["quantity"]):
+        i = pos[s]
+        if a != t + data.lead[i]:
+            v.append(f"arrival: {s} ordered in {t} arrives in {a}, lead time {data.lead[i]}")
+        if not 1 <= t <= T:
+            v.append(f"order period {t} outside 1..{T}")
+            continue
+        x[i, t - 1] += q
+    ev = evaluate(data, x)
+    v += ev["violations"]
+    st = result.stock
+    got = np.full((n, T), np.nan)
+    got[[pos[s] for s in st["sku"]], st["period"].to_numpy(int) - 1] = st["stock"].to_numpy(float)
+    bad = ~np.isclose(got, ev["net"], rtol=1e-6, atol=1e-5)
+    for i, j in zip(*np.nonzero(bad)):
+        v.append(f"balance: {data.sku[i]} period {j + 1} reports {got[i, j]:.6g}, orders imply "
+                 f"{ev['net'][i, j]:.6g}")
+    d = result.deliveries
+    if len(ev["groups"]):
+        have = np.zeros_like(ev["load"])
+        gpos = {g: k for k, g in enumerate(ev["groups"])}
+        for s, t, k in zip(d.get("supplier", []), d.get("period", []), d.get("trucks", [])):
+            have[gpos[s], int(t) - 1] += k
+        short = ev["load"] > have * ev["tcap"][:, None] * (1 + 1e-7) + 1e-6
+        for k, j in zip(*np.nonzero(short)):
+            v.append(f"trucks: {ev['groups'][k]} period {j + 1} load {ev['load'][k, j]:.6g} > "
+                     f"{have[k, j]:g} trucks x {ev['tcap'][k]:g}")
+        if abs(result.orders["trucks"].sum() - have.sum()) > 1e-6 * max(1.0, have.sum()):
+            v.append("trucks attributed to orders do not sum to the deliveries' trucks")
+    if np.isfinite(result.objective) and abs(result.objective - ev["cost"]) > 1e-6 * max(
+            1.0, abs(ev["cost"])):
+        v.append(f"cost: reported {result.objective:.6g}, plan costs {ev['cost']:.6g}")
+    return v
+
+
+def plan_to_json(result: PlanResult) -> dict:
+    """JSON-ready dict: status, objective, bound, lp_bound, gap, start_objective, message,
+    orders, stock, periods (lists of records; NaN becomes None)."""
+    def num(v):
+        return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+    def recs(df, cols, ints):
+        out = []
+        for row in df[cols].itertuples(index=False):
+            out.append({c: (int(v) if c in ints else (str(v) if c in ("sku", "supplier")
+                                                       else num(float(v))))
+                        for c, v in zip(cols, row)})
+        return out
+
+    return {
+        "status": result.status, "objective": num(result.objective), "bound": num(result.bound),
+        "lp_bound": num(result.lp_bound), "gap": num(result.gap),
+        "start_objective": num(result.start_objective), "message": result.message,
+        "orders": recs(result.orders, ["sku", "supplier", "order_period", "arrival_period",
+                                       "quantity", "trucks"], {"order_period", "arrival_period"}),
+        "stock": recs(result.stock, ["sku", "period", "stock", "floor"], {"period"}),
+        "periods": recs(result.periods, ["period", "spend", "space", "trucks"], {"period"}),
+    }
