@@ -37,7 +37,7 @@ from optimizer.highs import solve_model
 from optimizer.instance import Instance
 from optimizer.policy import (
     KPIs, PolicyResult, coefficients, cost_model, cycle_service_reorder_point, evaluate_plan,
-    kpis, single_item_policy, solve_with_service)
+    kpis, solve_with_service)
 
 RESOURCE_LABELS = {
     "budget": "inventory investment (money)",
@@ -221,7 +221,67 @@ class _Context:
         # the floors' Lagrangian term: constant in the coupling prices, part of each cut
         floor_term = float((floor_price * (inst.annual_demand * self.ltd.loss(r) / z
                                            - (1.0 - beta) * inst.annual_demand)).sum())
-        return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes, floor_term)
+        return _Round(lam.copy(), z, r, cost, use, float(lagr.sum()), sol.notes, floor_term,
+                      penalty_used)
+
+
+    def response(self, rnd: "_Round") -> np.ndarray:
+        """(K, K) Jacobian d(total use of limit k) / d(price of limit j) at a round's plan.
+
+        Each SKU's plan solves the stationarity conditions of its priced cost
+        F = A D / Z + h_q Z + h_r (R - E v) + P D b(R) / Z (module `single_item`):
+
+            g_Z = h_q - (A + P b) D / Z^2 = 0,     g_R = h_r - P D S(R) / Z = 0,
+
+        S = P(v > R). By the implicit-function theorem (dZ, dR) = -H^-1 dg/dlambda with the
+        Hessian H = [[2 (A + P b) D / Z^3, P D S / Z^2], [P D S / Z^2, P D f(R) / Z]]
+        (f the lead-time demand density). A coordinate held at a bound does not move: R at
+        its floor (or deterministic, or no shortage price), Z at the MOQ or exactly at a
+        vehicle boundary. Packs, vehicle steps and Poisson steps are treated as continuous:
+        this is the derivative of the smoothed response, a Newton direction, never a bound.
+        """
+        inst, lim, ltd = self.inst, self.limits, self.ltd
+        coef = self.priced(rnd.lam)
+        z, r = rnd.z, rnd.r
+        d = inst.annual_demand
+        p = coef.penalty if rnd.penalty is None else rnd.penalty
+        n = si._vehicles(z, coef.units_per_vehicle)
+        a = coef.ordering + coef.vehicle_cost * n
+        b = ltd.loss(r)
+        s = ltd.survival(r)
+        # density by a central difference of the survival (a pmf for Poisson's unit steps)
+        eps = np.where(ltd.discrete, 0.5, np.maximum(1e-3 * ltd.sd, 1e-9))
+        f = np.maximum((ltd.survival(r - eps) - ltd.survival(r + eps)) / (2 * eps), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            h11 = 2.0 * (a + p * b) * d / z**3
+            h12 = p * d * s / z**2
+            h22 = p * d * f / z
+            r_floor = np.maximum(np.nan_to_num(coef.min_reorder, nan=0.0), 0.0)
+            r_fixed = (ltd.deterministic | ~(p > 0) | (r <= r_floor * (1 + 1e-12) + 1e-12)
+                       | ~(h22 > 0))
+            u = coef.units_per_vehicle
+            z_fixed = ((coef.moq > 0) & (z <= coef.moq * (1 + 1e-9))) | (
+                np.isfinite(u) & (coef.vehicle_cost > 0) & (np.abs(z - n * u) <= 1e-9 * z))
+            # dg/dlambda_j for the four limits (ALL_LIMITS order): rows (g_Z, g_R)
+            gz = np.stack([inst.unit_cost * lim.budget_w, inst.unit_volume * lim.warehouse_w,
+                           -d * b / z**2, -d / z**2])
+            gr = np.stack([inst.unit_cost, inst.unit_volume, -d * s / z,
+                           np.zeros(self.n)])
+            det = h11 * h22 - h12 * h12
+            both = ~r_fixed & ~z_fixed & (det > 0)
+            only_z = ~z_fixed & ~both & (h11 > 0)
+            only_r = ~r_fixed & ~both & z_fixed
+            dz = np.where(both, -(h22 * gz - h12 * gr) / det,
+                          np.where(only_z, -gz / h11, 0.0))
+            dr = np.where(both, -(h11 * gr - h12 * gz) / det,
+                          np.where(only_r, -gr / h22, 0.0))
+            # d use / d (Z, R) for the four limits
+            uz = np.stack([inst.unit_cost * lim.budget_w, inst.unit_volume * lim.warehouse_w,
+                           -d * b / z**2, -d / z**2])
+            ur = np.stack([inst.unit_cost, inst.unit_volume, -d * s / z, np.zeros(self.n)])
+            jac = (np.nan_to_num(uz) @ np.nan_to_num(dz).T
+                   + np.nan_to_num(ur) @ np.nan_to_num(dr).T)
+        return jac
 
 
 _WORKER: dict = {}
@@ -257,6 +317,7 @@ class _Round:
     priced_sum: float  # sum_i min [F_i + lam . u_i] (the Lagrangian without - lam . b)
     notes: np.ndarray
     floor_term: float = 0.0  # sum_i P_floor,i (D b / Z - (1 - beta) D) <= 0
+    penalty: np.ndarray | None = None  # shortage price each SKU was priced with (fill floors)
 
     @property
     def cut_cost(self) -> float:
@@ -300,13 +361,20 @@ class Planner:
     def __init__(self, instance: Instance):
         self.instance = instance
         self.ctx = _Context(instance, coupling_limits(instance))
-        self.baseline = single_item_policy(instance, "full")
-        self.baseline_kpis = kpis(instance, self.baseline)
         self.round0 = self.ctx.price(np.zeros(len(ALL_LIMITS)))
+        # round 0 prices nothing: it is the single-item policy of `optimizer policy` (same
+        # coefficients, service floors and targets), so the baseline costs no second solve
+        r0 = self.round0
+        flags = r0.notes | np.where(np.isfinite(instance.cycle_service),
+                                    si.NOTE_SERVICE_TARGET, 0)
+        self.baseline = evaluate_plan(instance, r0.z, r0.r, notes=si.describe_notes(flags),
+                                      model="full")
+        self.baseline_kpis = kpis(instance, self.baseline)
         self.rounds: list[_Round] = [self.round0]
         self._least: dict[int, _Round] = {}
         self._jac: dict[tuple, np.ndarray] = {}
         self.last_lam: np.ndarray | None = None
+        self.newton = True  # Newton price steps before the cutting planes (off: planes only)
 
     def compatible(self, instance: Instance) -> bool:
         """True when `instance` differs from ours only in limit values (same SKUs, costs,
@@ -410,14 +478,15 @@ class Planner:
         status_time = False
         if self.last_lam is not None:
             box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
-            if self._jac and np.any(best.lam[act] > 0):
-                # Newton on the binding limits from the pool's best prices for the new
-                # limits, with the Jacobian carried from the previous scenario: when only a
-                # limit value moved this lands on the new prices in a few rounds
-                before = len(rounds)
-                _polish(ctx, rounds, best, rhs, deadline, self._jac, gap=0.5 * gap)
-                iterations += len(rounds) - before
-                best = max(rounds, key=lambda r: r.lagrangian(rhs))
+        if self.newton:
+            # Newton on the prices from the pool's best round for these limits (round 0 on a
+            # cold solve, the neighbouring scenario's prices on a re-plan); on smooth
+            # portfolios this alone closes the gap, and the cutting planes below only run
+            # when it does not
+            iterations += _newton_prices(ctx, rounds, best, rhs, deadline, gap,
+                                         max_iter=min(10, max_rounds), history=history,
+                                         progress=progress)
+            best = max(rounds, key=lambda r: r.lagrangian(rhs))
         for _ in range(max_rounds):
             incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
                             default=math.inf)
@@ -451,7 +520,7 @@ class Planner:
             if improved:
                 best = rnd
             history.append({"round": iterations, "bound": best.lagrangian(rhs),
-                            "model": model_value,
+                            "model": model_value, "method": "cutting plane",
                             "prices": {n: float(v) for n, v in zip(names, lam[act])}})
             if progress is not None:
                 progress(iterations, best.lagrangian(rhs), model_value)
@@ -590,6 +659,87 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     if plan is None:
         return None, None, None
     return plan
+
+
+# limits whose use behaves like an EOQ quantity in the prices (budget, warehouse, orders)
+_CURVED = np.array([name in ("budget", "warehouse", "orders") for name in ALL_LIMITS])
+
+
+def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: int = 10,
+                   history=None, progress=None) -> int:
+    """Newton's method on the coupling prices: find lambda whose priced plan uses each
+    binding limit up to (a hair inside) its right-hand side, which by complementary
+    slackness is the optimum of the continuous problem, and whose Lagrangian is then the
+    matching bound. The Jacobian of use in the prices comes from each SKU's stationarity
+    conditions (`_Context.response`), so a step costs one pricing round and no finite
+    differences. Active set: a limit enters when its use exceeds the limit and leaves when
+    its price would turn negative. Steps are damped (a price moves by at most x4 either
+    way). Stops when a feasible round is within `gap` of the best bound, on no progress, or
+    after `max_iter` rounds; every round joins the pool (its bound and plan count whatever
+    happens next). Returns the number of pricing rounds spent."""
+    act = np.isfinite(rhs)
+    if not act.any():
+        return 0
+    target = np.where(act, rhs * (1.0 - 0.25 * gap) - 0.25 * gap * (rhs == 0), rhs)
+    norm = np.where(act & (np.abs(rhs) > 0), np.abs(rhs), 1.0)
+    rnd = start
+    spent = 0
+    for _ in range(max_iter):
+        bound = max(r.lagrangian(rhs) for r in rounds)
+        incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
+                        default=math.inf)
+        if _gap(incumbent, bound) <= gap or time.perf_counter() > deadline:
+            break
+        lam, use = rnd.lam, rnd.total_use
+        on = act & ((lam > 0) | (use > rhs))
+        if not on.any():
+            break
+        jac = ctx.response(rnd)
+        new = np.where(act, lam, 0.0)
+        for _ in range(int(on.sum())):  # drop limits whose price would turn negative
+            idx = np.flatnonzero(on)
+            sub = jac[np.ix_(idx, idx)] / norm[idx, None]
+            # stock and order counts fall like (h + lambda c)^(-1/2) (EOQ), so use^-2 is
+            # nearly linear in the prices: Newton on it instead of on use itself lands in
+            # one or two steps where the plain step creeps up from the convex side
+            t_k, u_k = target[idx], use[idx]
+            curved = _CURVED[idx] & (t_k > 0) & (u_k > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bent = (t_k**-2.0 - u_k**-2.0) / (-2.0 * u_k**-3.0)
+            resid = np.where(curved, bent, t_k - u_k) / norm[idx]
+            step = np.linalg.lstsq(sub, resid, rcond=1e-12)[0]
+            trial = lam[idx] + step
+            low = (trial <= 0) & (use[idx] <= rhs[idx])
+            if not low.any():
+                break
+            on[idx[low]] = False
+            new[idx[low]] = 0.0
+            if not on.any():
+                break
+        if not on.any():
+            trial, idx = np.zeros(0), np.zeros(0, dtype=int)
+        # damping: at most x4 either way for a priced limit; a newly priced limit takes the
+        # step as it is (it starts from 0), but never a non-positive price
+        old = lam[idx]
+        pos = old > 0
+        trial = np.where(pos, np.clip(trial, 0.25 * old, 4.0 * old), trial)
+        if np.any(~np.isfinite(trial)) or np.any(trial <= 0):
+            break  # the linear model says nothing useful here; leave it to the cutting planes
+        new[idx] = trial
+        if np.allclose(new, lam, rtol=1e-12, atol=0.0):
+            break
+        rnd = ctx.price(new)
+        rounds.append(rnd)
+        spent += 1
+        if history is not None:
+            history.append({"round": len(history) + 1, "bound": max(bound, rnd.lagrangian(rhs)),
+                            "model": math.nan, "method": "newton",
+                            "prices": {name: float(v) for name, v, a in
+                                       zip(ctx.limits.names, new, act) if a}})
+        if progress is not None:
+            progress(len(history) if history is not None else spent,
+                     max(bound, rnd.lagrangian(rhs)), math.nan)
+    return spent
 
 
 def _polish(ctx: _Context, rounds, best, rhs, deadline, jac_store=None, max_iter: int = 6,
