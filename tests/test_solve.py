@@ -248,3 +248,65 @@ def test_two_process_pricing_equals_serial_pricing():
     assert both._pool is not None
     assert np.array_equal(a.z, b.z) and np.array_equal(a.r, b.r)
     assert a.priced_sum == pytest.approx(b.priced_sum, rel=1e-12)
+
+
+def _smooth_stochastic(n=40, seed=3):
+    rng = np.random.default_rng(seed)
+    D = rng.uniform(2_000, 30_000, n)
+    c = rng.uniform(5, 60, n)
+    return make_instance(D, rng.uniform(30, 200, n), 0.25 * c, c, demand_sd=0.3 * D,
+                         shortage_cost=3.0 * c, unit_volume=rng.uniform(0.01, 0.1, n),
+                         lead_time_days=rng.uniform(5, 30, n),
+                         scenario=Scenario(budget=Budget(limit=1.0, basis="average"),
+                                           warehouse=Warehouse(capacity=1.0)))
+
+
+def test_price_response_jacobian_matches_finite_differences():
+    # the Newton direction: d(use)/d(price) from the stationarity conditions equals central
+    # differences of the exact pricing oracle on a smooth portfolio (normal demand, no steps)
+    from optimizer.solve import _Context
+
+    inst = _smooth_stochastic()
+    ctx = _Context(inst, coupling_limits(inst))
+    lam = np.array([0.4, 30.0, 0.0, 0.0])
+    jac = ctx.response(ctx.price(lam))
+    for j in (0, 1):
+        h = 1e-4 * lam[j]
+        up, dn = lam.copy(), lam.copy()
+        up[j] += h
+        dn[j] -= h
+        fd = (ctx.price(up).total_use - ctx.price(dn).total_use) / (2 * h)
+        assert jac[:2, j] == pytest.approx(fd[:2], rel=2e-3)
+
+
+def test_baseline_is_the_single_item_policy():
+    from optimizer.policy import single_item_policy
+
+    inst = _smooth_stochastic()
+    res = solve(inst)
+    ref = single_item_policy(inst, "full")
+    assert np.array_equal(res.baseline.order_quantity, ref.order_quantity)
+    assert np.array_equal(res.baseline.reorder_point, ref.reorder_point)
+    assert res.baseline.notes == ref.notes
+
+
+@pytest.mark.parametrize("newton", [True, False])
+def test_newton_and_cutting_planes_agree(newton):
+    # both dual methods reach the same optimum within the gap on a budget + space case
+    from optimizer.solve import Planner
+
+    inst = _smooth_stochastic(n=30, seed=5)
+    free = solve(inst.with_scenario(Scenario()))
+    sc = Scenario(budget=Budget(limit=0.6 * free.kpis.average_inventory_value, basis="average"),
+                  warehouse=Warehouse(capacity=0.8 * float(
+                      (inst.unit_volume * free.policy.average_inventory).sum())))
+    inst = inst.with_scenario(sc)
+    pl = Planner(inst)
+    pl.newton = newton
+    res = pl.solve(gap=1e-5)
+    check_plan(inst, res)
+    ref = Planner(inst)
+    ref.newton = not newton
+    other = ref.solve(gap=1e-5)
+    assert res.objective == pytest.approx(other.objective, rel=2e-5)
+    assert res.bound <= other.objective * (1 + 1e-12) and other.bound <= res.objective * (1 + 1e-12)
