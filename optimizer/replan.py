@@ -240,7 +240,10 @@ def replan(instance: Instance, specs: list[ScenarioSpec], *, workers: int = 1, g
     outcomes = [by_name[s.name] for s in specs]
     from optimizer.policy import kpis, single_item_policy
 
-    base = single_item_policy(instance, "full")
+    # every planner's baseline is the instance's single-item policy (scenarios change only
+    # limits); take it from a solved scenario instead of solving it once more
+    done = [o.result for o in outcomes if o.result is not None]
+    base = done[0].baseline if done else single_item_policy(instance, "full")
     k = kpis(instance, base)
     investment = float((instance.unit_cost * (base.order_quantity / 2 + base.safety_stock)).sum())
     return Frontier(outcomes, base.objective, investment, k.fill_rate, cold,

@@ -492,6 +492,9 @@ class Planner:
                             default=math.inf)
             if _gap(incumbent, best.lagrangian(rhs)) <= gap:
                 break  # a plan within the gap of the bound is already in the pool
+            if len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs),
+                                        best.lagrangian(rhs)) <= gap:
+                break  # the integer repair of the pool's plans is within the gap
             if time.perf_counter() > deadline:
                 status_time = True
                 break
@@ -547,7 +550,7 @@ class Planner:
                           f"cost more than {INFEASIBLE_FACTOR:g} x the single-item cost "
                           f"(lower bound {bound:,.6g} per year)", diag)
         z, r, notes = _primal(ctx, rounds, best, rhs, bound, deadline, gap, solver, write_model,
-                              jac_store=self._jac)
+                              jac_store=self._jac, polish=not self.newton)
         iterations_total = iterations
         if z is None:
             diag = diagnose()
@@ -590,7 +593,7 @@ def solve(instance: Instance, *, time_limit: float | None = None, gap: float = 1
 
 
 def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, write_model,
-            jac_store=None):
+            jac_store=None, polish: bool = True):
     """Best plan from the rounds' candidate policies.
 
     1. Feasible rounds are plans already; if none, prices are raised along the ray of the
@@ -599,10 +602,12 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
        best prices (MIP start: the cheapest feasible round).
     3. If the gap is still above target, SKUs whose cost steps (vehicles, packs, Poisson)
        get a grid of extra candidate quantities and the master is solved again.
+    Step 1 is preceded by Newton steps with finite differences (`_polish`) when `polish`
+    (the planner's own Newton phase makes them redundant).
     Returns (z, r, notes) or (None, None, None).
     """
-    if not any(_feasible(r.total_use, rhs) and _gap(r.total_cost, bound) <= gap
-               for r in rounds):
+    if polish and not any(_feasible(r.total_use, rhs) and _gap(r.total_cost, bound) <= gap
+                          for r in rounds):
         _polish(ctx, rounds, best, rhs, deadline, jac_store, gap=0.5 * gap)
     feasible = [r for r in rounds if _feasible(r.total_use, rhs)]
     scale = 1.0
@@ -631,19 +636,24 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
     if incumbent is not None and _gap(incumbent.total_cost, bound) <= gap and not write_model:
         return incumbent.z, incumbent.r, incumbent.notes  # already proven within the gap
-    ref = best.lam
-    scale_vec = np.where(np.abs(ref) > 0, np.abs(ref), 1.0)
-    near = sorted(rounds, key=lambda r: float(np.linalg.norm((r.lam - ref) / scale_vec)))[:6]
-    cands = list({id(r): r for r in ([incumbent] if incumbent else []) + near}.values())
+    cands = _candidates(rounds, best.lam, incumbent)
     Z = np.stack([c.z for c in cands], axis=1)
     R = np.stack([c.r for c in cands], axis=1)
     notes = np.stack([c.notes for c in cands], axis=1)
     start = np.full(ctx.n, cands.index(incumbent)) if incumbent is not None else None
     plan = (incumbent.z, incumbent.r, incumbent.notes) if incumbent is not None else None
     plan_cost = incumbent.total_cost if incumbent is not None else math.inf
-    if (len(cands) >= 2 or write_model) and time.perf_counter() < deadline:
+    if len(cands) >= 2:
+        # exchange heuristic first: on large portfolios it closes the gap in milliseconds
+        # where the integer master costs seconds of model building
+        pick = _exchange_repair(ctx, Z, R, best.lam, rhs)
+        if pick is not None and _cost_of(ctx, Z, R, pick) < plan_cost:
+            plan, plan_cost = _take(Z, R, notes, pick), _cost_of(ctx, Z, R, pick)
+            start = pick
+    if ((len(cands) >= 2 and _gap(plan_cost, bound) > gap) or write_model) \
+            and time.perf_counter() < deadline:
         pick = _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model)
-        if pick is not None:
+        if pick is not None and _cost_of(ctx, Z, R, pick) <= plan_cost:
             plan, plan_cost = _take(Z, R, notes, pick), _cost_of(ctx, Z, R, pick)
     if plan is not None and _gap(plan_cost, bound) > gap and time.perf_counter() < deadline:
         Zg, Rg = _grid_candidates(ctx, best.lam, Z, R)
@@ -680,10 +690,36 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
     act = np.isfinite(rhs)
     if not act.any():
         return 0
-    target = np.where(act, rhs * (1.0 - 0.25 * gap) - 0.25 * gap * (rhs == 0), rhs)
     norm = np.where(act & (np.abs(rhs) > 0), np.abs(rhs), 1.0)
+
+    def aim(rnd):
+        """Targets a hair inside the limits, so the rounds that reach them are feasible
+        plans: by a relative margin whose cost at the round's prices, lambda . b x margin,
+        is a quarter of the gap target (at most a quarter of the gap itself)."""
+        worth = float(np.sum(np.where(act, rnd.lam * np.abs(np.where(act, rhs, 0.0)), 0.0)))
+        margin = 0.25 * gap * min(1.0, rnd.total_cost / worth if worth > 0 else 1.0)
+        return np.where(act, rhs * (1.0 - margin) - margin * (rhs == 0), rhs)
+
+    def distance(u, t):
+        """Residual in Newton's coordinates: stock and order counts fall like
+        (h + lambda c)^(-1/2) (EOQ), so use^-2 is nearly linear in the prices; a step on it
+        lands in one or two rounds where a step on use creeps up from the convex side.
+        Expressed back in use units (the first-order change of use^-2, divided by its
+        derivative at u)."""
+        curved = _CURVED & (t > 0) & (u > 0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            bent = (t**-2.0 - u**-2.0) / (-2.0 * u**-3.0)
+        return np.where(curved, bent, t - u) / norm
+
+    # secant correction per limit: whole packs, vehicles and MOQs make the portfolio respond
+    # less than the smooth model says; the last step's observed / predicted change rescales
+    # the model's row for the next step
+    scale = np.ones(len(rhs))
     rnd = start
     spent = 0
+
+    def best_lam():
+        return max(rounds, key=lambda r: r.lagrangian(rhs)).lam
     for _ in range(max_iter):
         bound = max(r.lagrangian(rhs) for r in rounds)
         incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
@@ -694,43 +730,45 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         on = act & ((lam > 0) | (use > rhs))
         if not on.any():
             break
-        jac = ctx.response(rnd)
+        if spent and _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
+            break  # the integer repair of the pool's plans is already within the gap
+        target = aim(rnd)
+        jac = scale[:, None] * ctx.response(rnd) / norm[:, None]
+        resid = distance(use, target)
         new = np.where(act, lam, 0.0)
-        for _ in range(int(on.sum())):  # drop limits whose price would turn negative
+        while on.any():
             idx = np.flatnonzero(on)
-            sub = jac[np.ix_(idx, idx)] / norm[idx, None]
-            # stock and order counts fall like (h + lambda c)^(-1/2) (EOQ), so use^-2 is
-            # nearly linear in the prices: Newton on it instead of on use itself lands in
-            # one or two steps where the plain step creeps up from the convex side
-            t_k, u_k = target[idx], use[idx]
-            curved = _CURVED[idx] & (t_k > 0) & (u_k > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bent = (t_k**-2.0 - u_k**-2.0) / (-2.0 * u_k**-3.0)
-            resid = np.where(curved, bent, t_k - u_k) / norm[idx]
-            step = np.linalg.lstsq(sub, resid, rcond=1e-12)[0]
+            step = np.linalg.lstsq(jac[np.ix_(idx, idx)], resid[idx], rcond=1e-12)[0]
             trial = lam[idx] + step
-            low = (trial <= 0) & (use[idx] <= rhs[idx])
-            if not low.any():
+            if np.all(trial > 0):
                 break
-            on[idx[low]] = False
-            new[idx[low]] = 0.0
-            if not on.any():
-                break
-        if not on.any():
-            trial, idx = np.zeros(0), np.zeros(0, dtype=int)
-        # damping: at most x4 either way for a priced limit; a newly priced limit takes the
-        # step as it is (it starts from 0), but never a non-positive price
-        old = lam[idx]
-        pos = old > 0
-        trial = np.where(pos, np.clip(trial, 0.25 * old, 4.0 * old), trial)
-        if np.any(~np.isfinite(trial)) or np.any(trial <= 0):
-            break  # the linear model says nothing useful here; leave it to the cutting planes
-        new[idx] = trial
+            # complementary slackness: the limit whose price would fall lowest leaves the
+            # active set (it re-enters next round if it is still exceeded then)
+            out = idx[np.argmin(trial)]
+            on[out] = False
+            new[out] = 0.0
+        if on.any():
+            # damping: a priced limit's price moves by at most x4 either way; a newly priced
+            # limit (from 0) takes the step as it is
+            old = lam[idx]
+            trial = np.where(old > 0, np.clip(trial, 0.25 * old, 4.0 * old), trial)
+            if not np.all(np.isfinite(trial)):
+                break  # the model says nothing useful here; leave it to the cutting planes
+            new[idx] = trial
         if np.allclose(new, lam, rtol=1e-12, atol=0.0):
             break
+        prev = rnd
         rnd = ctx.price(new)
         rounds.append(rnd)
         spent += 1
+        predicted = jac @ (new - prev.lam)
+        with np.errstate(invalid="ignore"):
+            observed = -(distance(rnd.total_use, target) - resid)
+        ok = act & (np.abs(predicted) > 1e-9) & np.isfinite(observed)
+        scale = np.where(ok, scale * np.clip(observed / np.where(ok, predicted, 1.0), 0.2, 5.0),
+                         scale)
+        straddle = (_feasible(rnd.total_use, rhs) != _feasible(prev.total_use, rhs))
+        tiny = np.all(np.abs(new - prev.lam) <= 1e-3 * np.maximum(np.abs(new), 1e-300))
         if history is not None:
             history.append({"round": len(history) + 1, "bound": max(bound, rnd.lagrangian(rhs)),
                             "model": math.nan, "method": "newton",
@@ -739,6 +777,10 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         if progress is not None:
             progress(len(history) if history is not None else spent,
                      max(bound, rnd.lagrangian(rhs)), math.nan)
+        if straddle and tiny:
+            # use jumps across the limit between two almost equal prices (a SKU's pack,
+            # vehicle or MOQ step): no price hits it, the integer master mixes the two plans
+            break
     return spent
 
 
@@ -831,6 +873,100 @@ def _columns(ctx, Z, R):
     return C, U
 
 
+def _candidates(rounds, lam, incumbent, count: int = 6) -> list:
+    """The rounds whose plans feed the integer repair: the incumbent (cheapest feasible
+    round) and the `count` rounds priced nearest `lam` (relative distance)."""
+    scale_vec = np.where(np.abs(lam) > 0, np.abs(lam), 1.0)
+    near = sorted(rounds, key=lambda r: float(np.linalg.norm((r.lam - lam) / scale_vec)))
+    return list({id(r): r for r in ([incumbent] if incumbent else []) + near[:count]}.values())
+
+
+def _mixed_cost(ctx, rounds, lam, rhs) -> float:
+    """Cost of the exchange-repaired mix of the candidate rounds near `lam` (inf when the
+    repair finds no feasible mix): what `_primal` will at least reach from this pool."""
+    feasible = [r for r in rounds if _feasible(r.total_use, rhs)]
+    incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
+    cands = _candidates(rounds, lam, incumbent)
+    if len(cands) < 2:
+        return math.inf
+    Z = np.stack([c.z for c in cands], axis=1)
+    R = np.stack([c.r for c in cands], axis=1)
+    pick = _exchange_repair(ctx, Z, R, lam, rhs)
+    return math.inf if pick is None else _cost_of(ctx, Z, R, pick)
+
+
+def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8):
+    """Feasible pick of one candidate per SKU by Lagrangian choice and greedy exchange.
+
+    Start from each SKU's candidate of least priced cost c + lam . u (the Lagrangian plan
+    at the best prices); while a limit is exceeded, move the SKUs with the cheapest extra
+    cost per unit of (normalised) excess removed to their best such candidate, just enough
+    of them to cover the excess, and repeat; then spend what slack is left on moves to
+    cheaper candidates, best saving per unit of priced use first. With one binding limit this is the greedy knapsack, within one SKU's step of
+    the integer master's optimum. Returns the pick or None when no pick is feasible.
+    A heuristic plan: its cost is measured against the bound like any other.
+    """
+    C, U = _columns(ctx, Z, R)
+    act = np.flatnonzero(np.isfinite(rhs))
+    U = U[act]
+    b = rhs[act]
+    norm = np.where(np.abs(b) > 0, np.abs(b), 1.0)
+    rows = np.arange(ctx.n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        priced = C + np.tensordot(lam[act], U, axes=1)
+    priced = np.where(np.isfinite(priced), priced, np.inf)
+    pick = np.argmin(priced, axis=1)
+    for _ in range(passes):
+        use = U[:, rows, pick].sum(axis=1)
+        over = (use - b) / norm
+        if np.all(over <= 0):
+            break
+        w = np.where(over > 0, 1.0 / norm, 0.0)
+        cut = np.tensordot(w, U[:, rows, pick][:, :, None] - U, axes=1)  # (n, J) relief
+        extra = C - C[rows, pick][:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(cut > 0, extra / cut, np.inf)
+        j = np.argmin(ratio, axis=1)
+        best_ratio = ratio[rows, j]
+        movers = np.flatnonzero(np.isfinite(best_ratio))
+        if movers.size == 0:
+            return None
+        movers = movers[np.argsort(best_ratio[movers], kind="stable")]
+        need = float(np.sum(np.maximum(over, 0.0)))
+        covered = np.cumsum(cut[movers, j[movers]])
+        k = int(np.searchsorted(covered, need * (1 + 1e-9))) + 1
+        chosen = movers[:k]
+        pick[chosen] = j[chosen]
+    use = U[:, rows, pick].sum(axis=1)
+    if not _feasible(use, b):
+        return None
+    # fill the slack: move SKUs to cheaper candidates that use more, best saving per unit
+    # of priced use first, as long as every limit still holds (the reverse exchange; at
+    # the exact prices a saving never exceeds lam . added use, so the ratio is <= 1)
+    wt = np.where(lam[act] > 0, lam[act], 0.0)
+    for _ in range(passes):
+        slack = b - use
+        added = U - U[:, rows, pick][:, :, None]  # (K, n, J)
+        saving = C[rows, pick][:, None] - C
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = saving / np.maximum(np.tensordot(wt, added, axes=1), 1e-300)
+        ratio = np.where((saving > 0) & np.isfinite(saving), ratio, -np.inf)
+        j = np.argmax(ratio, axis=1)
+        movers = np.flatnonzero(np.isfinite(ratio[rows, j]))
+        if movers.size == 0:
+            break
+        movers = movers[np.argsort(-ratio[movers, j[movers]], kind="stable")]
+        grow = np.cumsum(added[:, movers, j[movers]], axis=1)  # (K, m)
+        fits = np.all(grow <= slack[:, None] - 1e-9 * norm[:, None], axis=0)
+        k = int(np.argmin(fits)) if not fits.all() else fits.size
+        if k == 0:
+            break
+        chosen = movers[:k]
+        pick[chosen] = j[chosen]
+        use = U[:, rows, pick].sum(axis=1)
+    return pick
+
+
 def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
     """Solve the integer choice master over candidate matrices; returns a pick per SKU or
     None. SKUs whose candidates coincide are fixed and enter through the right-hand sides."""
@@ -919,6 +1055,13 @@ def _grid_candidates(ctx, lam, Z, R, max_columns: int = 60_000, full_grid: int =
     sub_ltd = ctx.ltd.take(rows)
     Rg_rows = np.stack([si.best_reorder_point(priced, sub_ltd, grid[:, j]) for j in range(G)],
                        axis=1)
+    # a fill-rate target is a per-SKU floor, b(R) <= (1 - beta) Z: R is raised to it (the
+    # cost is convex in R, so the larger of the free optimum and the floor is the best R)
+    beta = ctx.fill_target[rows]
+    fill = np.flatnonzero(np.isfinite(beta) & ~sub_ltd.deterministic)
+    if fill.size:
+        floor = sub_ltd.take(fill).loss_inverse((1.0 - beta[fill])[:, None] * grid[fill])
+        Rg_rows[fill] = np.maximum(Rg_rows[fill], np.maximum(floor, 0.0))
     Zg = np.repeat(Z[:, :1], G, axis=1)
     Rg = np.repeat(R[:, :1], G, axis=1)
     Zg[rows], Rg[rows] = grid, Rg_rows

@@ -23,6 +23,11 @@ def check_plan(inst, res):
     assert res.bound <= res.objective * (1 + 1e-12)
     assert res.gap == pytest.approx((res.objective - res.bound) / res.objective, abs=1e-12)
     assert np.all(z >= inst.moq * (1 - 1e-12))
+    # per-SKU service floors hold (they are constraints of each SKU, not priced away)
+    fill = np.isfinite(inst.fill_rate)
+    assert np.all(again.fill_rate[fill] >= inst.fill_rate[fill] - 1e-9)
+    cyc = np.isfinite(inst.cycle_service)
+    assert np.all(again.cycle_service[cyc] >= inst.cycle_service[cyc] - 1e-9)
     packs = inst.order_multiple > 0
     assert np.allclose(np.round(z[packs] / inst.order_multiple[packs]) * inst.order_multiple[packs],
                        z[packs])
@@ -310,3 +315,24 @@ def test_newton_and_cutting_planes_agree(newton):
     other = ref.solve(gap=1e-5)
     assert res.objective == pytest.approx(other.objective, rel=2e-5)
     assert res.bound <= other.objective * (1 + 1e-12) and other.bound <= res.objective * (1 + 1e-12)
+
+
+def test_grid_candidates_meet_fill_rate_targets():
+    # the pack/vehicle grid of the integer master offers only policies meeting each SKU's
+    # own fill-rate floor (a regression: grid columns once took the free R and broke it)
+    from optimizer.solve import _Context, _grid_candidates
+
+    rng = np.random.default_rng(7)
+    n = 12
+    D = rng.uniform(500, 5_000, n)
+    c = rng.uniform(5, 50, n)
+    inst = make_instance(D, 80.0, 0.25 * c, c, demand_sd=0.4 * D, lead_time_days=20.0,
+                         fill_rate=0.97, order_multiple=rng.choice([10.0, 25.0], n),
+                         unit_volume=0.05,
+                         scenario=Scenario(budget=Budget(limit=1.0, basis="average")))
+    ctx = _Context(inst, coupling_limits(inst))
+    rnd = ctx.price(np.array([0.5, 0.0, 0.0, 0.0]))
+    Zg, Rg = _grid_candidates(ctx, rnd.lam, rnd.z[:, None], rnd.r[:, None])
+    assert Zg is not None and Zg.shape[1] > 4
+    fill = 1.0 - ctx.ltd.loss(Rg) / Zg
+    assert np.all(fill >= 0.97 - 1e-9)
