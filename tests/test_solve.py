@@ -336,3 +336,33 @@ def test_grid_candidates_meet_fill_rate_targets():
     assert Zg is not None and Zg.shape[1] > 4
     fill = 1.0 - ctx.ltd.loss(Rg) / Zg
     assert np.all(fill >= 0.97 - 1e-9)
+
+
+@pytest.mark.parametrize("frac", [0.7, 0.8, 0.85, 0.92])
+def test_exchange_repair_is_feasible_and_near_enumeration(frac):
+    # the exchange heuristic against brute force over every pick of 3 candidates x 6 SKUs:
+    # always feasible when a feasible pick exists, and above the optimum by at most the
+    # largest cost step of one SKU (greedy knapsack guarantee for one binding limit)
+    from optimizer.solve import _columns, _Context, _exchange_repair
+
+    inst = _smooth_stochastic(n=6, seed=11)
+    ctx = _Context(inst, coupling_limits(inst))
+    rounds = [ctx.price(np.array([lb, 0.0, 0.0, 0.0])) for lb in (0.0, 0.3, 1.2)]
+    Z = np.stack([r.z for r in rounds], axis=1)
+    R = np.stack([r.r for r in rounds], axis=1)
+    C, U = _columns(ctx, Z, R)
+    rhs = np.array([frac * rounds[0].total_use[0], np.inf, np.inf, np.inf])
+    best = np.inf
+    for combo in itertools.product(range(3), repeat=6):
+        pick = np.array(combo)
+        if U[0, np.arange(6), pick].sum() <= rhs[0]:
+            best = min(best, C[np.arange(6), pick].sum())
+    pick = _exchange_repair(ctx, Z, R, rounds[1].lam, rhs)
+    if not np.isfinite(best):
+        assert pick is None
+        return
+    assert pick is not None
+    rows = np.arange(6)
+    assert U[0, rows, pick].sum() <= rhs[0] * (1 + 1e-9)
+    cost = C[rows, pick].sum()
+    assert best <= cost <= best + float((C.max(axis=1) - C.min(axis=1)).max()) + 1e-9
