@@ -151,6 +151,7 @@ class _Context:
         self.base = coefficients(instance, self.cm, min_reorder=self.min_reorder)
         self.n = instance.n
         self._penalty_guess = None  # the last round's fill-floor prices: a warm bracket
+        self._guess_hold_r = None  # the h_r those prices were found with
         self.parallel = True
         self._pool = None
 
@@ -176,6 +177,21 @@ class _Context:
             + lam[1] * inst.unit_volume * lim.warehouse_w,
             extra_hold_r=lam[0] * inst.unit_cost + lam[1] * inst.unit_volume,
             extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
+
+    def penalty_guess(self, coef: si.CostCoefficients):
+        """Fill-floor shortage prices to bracket first: the last round's, scaled by the
+        change of h_r. At a binding floor P D S(R) / Z = h_r with R fixed by b(R) = (1 -
+        beta) Z, so P moves in proportion to h_r while Z moves little; a budget or space
+        price that moves by tens of percent then still lands inside the first bracket."""
+        g = self._penalty_guess
+        if g is None or self._guess_hold_r is None:
+            return g
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = coef.hold_r / self._guess_hold_r
+        # only where the floor was binding (its price above the SKU's own shortage cost and
+        # the solver's floor of 1e-9 h_r): elsewhere the guess says nothing about the scale
+        base = np.maximum(coef.penalty, 1e-9 * self._guess_hold_r) * (1 + 1e-6)
+        return np.where(np.isfinite(ratio) & (ratio > 0) & (g > base), g * ratio, np.nan)
 
     def _price_in_workers(self, lam):
         """The same pricing on two worker processes, one half of the SKUs each (the
@@ -208,7 +224,8 @@ class _Context:
             sol, penalty_used = self._price_in_workers(lam)
         else:
             sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
-                                                   penalty_guess=self._penalty_guess)
+                                                   penalty_guess=self.penalty_guess(coef))
+            self._guess_hold_r = coef.hold_r
         self._penalty_guess = penalty_used
         z, r = sol.order_quantity, sol.reorder_point
         cost = si.evaluate(self.base, self.ltd, z, r)
@@ -300,9 +317,10 @@ def _worker_init(instance, limits, halves):
 def _worker_price(args):
     k, lam = args
     ctx = _WORKER["ctx"][k]
-    sol, pen = solve_with_service(ctx.priced(lam), ctx.ltd, ctx.fill_target,
-                                  penalty_guess=ctx._penalty_guess)
-    ctx._penalty_guess = pen
+    coef = ctx.priced(lam)
+    sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target,
+                                  penalty_guess=ctx.penalty_guess(coef))
+    ctx._penalty_guess, ctx._guess_hold_r = pen, coef.hold_r
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
             sol.notes, pen)
 
