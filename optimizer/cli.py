@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
 import click
 
 EXIT_OK, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_NOT_PROVEN = 0, 2, 3, 4
+EXIT_ERROR = 1
 
 
 def _load(path: str):
@@ -347,6 +349,99 @@ def simulate(instance, plan_path, years, seed, replications, fmt, out) -> None:
         short = int(df["short"].sum())
         _emit(f"{text}\n{short} of {len(df)} SKU(s) deliver less fill rate than the analytical "
               "value promises (flag 'short')\n", out)
+
+
+@main.command()
+@click.argument("instance", type=click.Path(exists=True))
+@click.option("--horizon", type=click.IntRange(min=1), required=True,
+              help="Number of periods T (numbered 1..T).")
+@click.option("--period-days", type=click.FloatRange(min=0.0, min_open=True), default=7.0,
+              show_default=True, help="Length of a period in days.")
+@click.option("--forecast", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV sku, period, demand (units per period); default: flat annual rate.")
+@click.option("--open-orders", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV sku, period, quantity of deliveries already on the way.")
+@click.option("--period-budgets", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV period, budget: purchase budget per order period (others keep the "
+                   "scenario's [budget] period_limit).")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds; the best plan so far is returned with its bound and gap.")
+@click.option("--gap", type=click.FloatRange(min=0.0, max=1.0), default=1e-2, show_default=True,
+              help="Relative gap target (objective - bound) / objective.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for orders.csv, stock.csv, periods.csv, plan.json.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Stock vs floors and capacity use per period, .png or .svg.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Terminal output (csv: the orders).")
+@click.option("--plain", is_flag=True, help="Plain big-M formulation instead of the strong one.")
+@click.option("--no-start", is_flag=True, help="Do not warm-start HiGHS from the (R, Z) plan.")
+def plan(instance, horizon, period_days, forecast, open_orders, period_budgets, time_limit, gap,
+         out_dir, plot, fmt, plain, no_start) -> None:
+    """Multi-period purchase plan: what to order from whom in each period (lot sizing with
+    shared trucks, MOQ, period budgets and space), warm-started from the (R, Z) policy."""
+    from optimizer import plan_report
+    from optimizer.plan import plan as run_plan
+
+    inst = _load(instance)
+    tables = _plan_tables(inst, horizon, forecast, open_orders, period_budgets)
+    res = run_plan(inst, horizon, period_days, forecast=tables["forecast"],
+                   open_orders=tables["open_orders"], period_budget=tables["period_budget"],
+                   time_limit=time_limit, gap=gap, strong=not plain, use_start=not no_start)
+    has_plan = math.isfinite(res.objective)
+    if has_plan:
+        files = plan_report.plan_files(res)  # all texts first: a failure writes nothing
+        if out_dir is not None:
+            from optimizer.io import atomic_write_text
+
+            for name, text in files.items():
+                atomic_write_text(Path(out_dir) / name, text)
+            click.echo(f"wrote {', '.join(files)} to {out_dir}", err=True)
+        if plot is not None:
+            plan_report.plot_plan(res, plot)
+            click.echo(f"wrote {plot}", err=True)
+        if fmt == "json":
+            click.echo(files["plan.json"], nl=False)
+        elif fmt == "csv":
+            click.echo(files["orders.csv"], nl=False)
+        else:
+            click.echo(plan_report.plan_summary(res), nl=False)
+        if fmt != "table" and res.message:
+            click.echo(res.message, err=True)
+    else:  # no plan: nothing is written, the reason goes to the terminal
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps(plan_report.plan_document(res), indent=2))
+        click.echo(res.message if res.status == "infeasible" else
+                   f"{res.status}: {res.message}", err=True)
+    code = {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INFEASIBLE,
+            "time_limit": EXIT_NOT_PROVEN}.get(res.status, EXIT_ERROR)
+    sys.exit(code)
+
+
+def _plan_tables(inst, horizon, forecast, open_orders, period_budgets) -> dict:
+    """Read and validate the plan's CSV inputs; any problem exits 2 naming row and field."""
+    import numpy as np
+
+    from optimizer.io import TableError, load_period_table
+
+    out = {"forecast": None, "open_orders": None, "period_budget": None}
+    try:
+        if forecast is not None:
+            out["forecast"] = load_period_table(forecast, "demand", horizon, inst.sku)
+        if open_orders is not None:
+            out["open_orders"] = load_period_table(open_orders, "quantity", horizon, inst.sku,
+                                                   unique=False)
+        if period_budgets is not None:
+            b = load_period_table(period_budgets, "budget", horizon, positive=True)
+            vec = np.full(horizon, np.nan)
+            vec[b["period"].to_numpy(int) - 1] = b["budget"].to_numpy(float)
+            out["period_budget"] = vec
+    except TableError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_INPUT)
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -101,3 +101,34 @@ def generate_to_dir(n_skus: int, seed: int, out_dir, fmt: str = "csv",
 
     skus, scenario = generate_instance(n_skus, seed=seed, tightness=tightness)
     write_instance(instance_from_frames(skus, scenario), out_dir, fmt=fmt)
+
+
+def plan_start_state(instance, period_days: float, warmup: int = 26, seed: int = 0,
+                     policy=None) -> tuple[np.ndarray, pd.DataFrame]:
+    """A realistic starting point for `optimizer plan`: stock on hand today and the orders on
+    the way, as left by running the single-item (R, Z) policy for `warmup` periods of flat
+    demand (annual_demand x period_days / days_per_year) from a stock drawn uniformly in
+    [R, R + Z] per SKU. Returns (on_hand per SKU in units, open orders DataFrame sku,
+    period, quantity with period = arrival period 1, 2, ... counted from today)."""
+    from optimizer.plan import build_plan_data, evaluate, rz_start
+    from optimizer.policy import single_item_policy
+
+    pol = policy if policy is not None else single_item_policy(instance, "full")
+    rng = np.random.default_rng(seed)
+    Z = np.nan_to_num(pol.order_quantity, nan=0.0)
+    R = np.nan_to_num(pol.reorder_point, nan=0.0)
+    start = R + rng.uniform(0.0, 1.0, instance.n) * Z
+    lead = np.ceil(instance.lead_time_days / period_days - 1e-9).astype(int)
+    T = warmup + int(lead.max()) + 1
+    data, _ = build_plan_data(instance.with_scenario(instance.scenario.with_changes(
+        budget=None, warehouse=None)), T, period_days, on_hand=start, policy=pol)
+    x = rz_start(data, Z, R)
+    x[:, warmup:] = 0.0  # only orders placed before today
+    net = evaluate(data, x)["net"]
+    on_hand = np.maximum(np.round(net[:, warmup - 1], 3), 0.0)
+    ii, jj = np.nonzero(x[:, :warmup] > 0)
+    arrive = jj + 1 + data.lead[ii] - warmup  # arrival period counted from today
+    keep = arrive >= 1
+    open_orders = pd.DataFrame({"sku": data.sku[ii[keep]], "period": arrive[keep],
+                                "quantity": x[ii[keep], jj[keep]]})
+    return on_hand, open_orders.sort_values(["period", "sku"]).reset_index(drop=True)

@@ -116,6 +116,8 @@ class Instance:
     supplier: np.ndarray  # str ids
     supplier_on_time: np.ndarray  # probability a delivery is on time
     sales_share: np.ndarray  # NaN when absent
+    # units in stock today (multi-period plan's start), NaN where not given; None = no column
+    on_hand: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -189,7 +191,7 @@ class Instance:
         arrays = {
             name: getattr(self, name)[idx]
             for name in self.__dataclass_fields__
-            if name not in ("frame", "scenario")
+            if name not in ("frame", "scenario") and getattr(self, name) is not None
         }
         return Instance(frame=self.frame.iloc[idx].reset_index(drop=True), scenario=self.scenario, **arrays)
 

@@ -27,7 +27,7 @@ OPTIONAL_NUMERIC = {  # column -> default (NaN: stays missing)
     "demand_sd": 0.0, "lead_time_sd_days": 0.0, "holding_rate": np.nan, "holding_cost": np.nan,
     "shortage_cost": np.nan, "cycle_service": np.nan, "fill_rate": np.nan, "moq": 0.0,
     "order_multiple": np.nan, "unit_volume": 0.0, "unit_weight": 0.0, "supplier_on_time": 1.0,
-    "sales_share": np.nan,
+    "sales_share": np.nan, "on_hand": np.nan,
 }
 OPTIONAL_TEXT = {"demand_distribution": "normal", "supplier": "default"}
 KNOWN = set(REQUIRED) | set(OPTIONAL_NUMERIC) | set(OPTIONAL_TEXT)
@@ -335,6 +335,7 @@ def _validate_frame(df: pd.DataFrame, scenario: Scenario, issues: list[Issue]):
         check(c, opt[c], opt[c] < 0, ">= 0")
     for c in ("holding_rate", "holding_cost", "shortage_cost", "order_multiple"):
         check(c, opt[c], opt[c] <= 0, "> 0")
+    check("on_hand", opt["on_hand"], opt["on_hand"] < 0, ">= 0")
     check("supplier_on_time", opt["supplier_on_time"],
           (opt["supplier_on_time"] <= 0) | (opt["supplier_on_time"] > 1), "in (0, 1]")
     check("sales_share", opt["sales_share"],
@@ -398,7 +399,8 @@ def _validate_frame(df: pd.DataFrame, scenario: Scenario, issues: list[Issue]):
         fill_rate=opt["fill_rate"], distribution=dist, moq=opt["moq"],
         order_multiple=np.nan_to_num(opt["order_multiple"], nan=0.0),
         unit_volume=opt["unit_volume"], unit_weight=opt["unit_weight"], supplier=supplier,
-        supplier_on_time=opt["supplier_on_time"], sales_share=opt["sales_share"])
+        supplier_on_time=opt["supplier_on_time"], sales_share=opt["sales_share"],
+        on_hand=opt["on_hand"])
 
 
 def instance_from_frames(skus: pd.DataFrame, scenario: dict | Scenario | None = None,
@@ -503,3 +505,83 @@ def write_instance(instance: Instance, directory, fmt: str = "csv") -> None:
         if other != f"skus.{fmt}" and (directory / other).exists():
             (directory / other).unlink()
     atomic_write_text(directory / "scenario.toml", scenario_to_toml(instance.scenario))
+
+
+# -- plan inputs: forecast, open orders, period budgets ----------------------------------
+class TableError(InstanceError):
+    """A plan input table (forecast, open orders, period budgets) has problems."""
+
+    def __init__(self, name: str, issues: list[Issue]):
+        self.name = name
+        super().__init__(issues)
+
+    def __str__(self) -> str:
+        shown = self.issues[:MAX_MESSAGES]
+        lines = [f"{len(self.issues)} problem(s) in {self.name}:"]
+        lines += [f"  {i}" for i in shown]
+        if len(self.issues) > len(shown):
+            lines.append(f"  ... and {len(self.issues) - len(shown)} more")
+        return "\n".join(lines)
+
+
+def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bool = False,
+                      unique: bool = True) -> pd.DataFrame:
+    """Read and validate a long table of per-period values for `optimizer plan`.
+
+    Columns: sku (only when `skus` is given), period, `value` (forecast: demand, units per
+    period; open orders: quantity, units arriving in that period; period budgets: budget,
+    money per order period). Checks every row at once: SKU known, period a whole number in
+    1..horizon, value a finite number >= 0 (> 0 when `positive`), and with `unique` no
+    (sku, period) given twice (open orders may repeat: several deliveries add up). Raises TableError naming
+    the row (1 = first data row), the SKU and the field of every problem; returns the frame
+    with sku as str, period as int and value as float.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        df = pd.read_csv(path, dtype={"sku": str}, skipinitialspace=True)
+    except Exception as exc:  # a file the reader cannot parse
+        raise TableError(name, [Issue(None, None, "file", f"cannot read {path}: {exc}")])
+    df.columns = [str(c).strip() for c in df.columns]
+    need = (["sku"] if skus is not None else []) + ["period", value]
+    missing = [c for c in need if c not in df.columns]
+    issues = [Issue(None, None, c, "required column is missing") for c in missing]
+    if issues:
+        raise TableError(name, issues)
+    n = len(df)
+    ids = (df["sku"].astype("string").fillna("").str.strip().to_numpy(dtype=object)
+           if skus is not None else np.full(n, None, dtype=object))
+
+    def report(mask, field, message_fn):
+        rows = np.flatnonzero(np.asarray(mask))
+        for i in rows[:MAX_MESSAGES]:
+            issues.append(Issue(int(i) + 1, ids[i] or None, field, message_fn(i)))
+
+    if skus is not None:
+        known = set(str(s) for s in skus)
+        report(np.array([s not in known for s in ids]), "sku",
+               lambda i: f"unknown SKU {ids[i]!r} (not in the SKU master)" if ids[i]
+               else "is empty")
+    per = pd.to_numeric(df["period"], errors="coerce").to_numpy(dtype=float)
+    bad_per = ~np.isfinite(per) | (per != np.round(per)) | (per < 1) | (per > horizon)
+    report(bad_per, "period", lambda i: f"must be a whole period in 1..{horizon}, got "
+                                        f"{str(df['period'].iloc[i])!r}")
+    val = pd.to_numeric(df[value], errors="coerce").to_numpy(dtype=float)
+    report(~np.isfinite(val), value, lambda i: f"is not a finite number: {str(df[value].iloc[i])!r}")
+    low = np.isfinite(val) & ((val <= 0) if positive else (val < 0))
+    report(low, value, lambda i: f"must be {'> 0' if positive else '>= 0'}, got {val[i]:g}")
+    if unique:
+        key = pd.DataFrame({"sku": ids.astype(str), "period": per})
+        dup = key.duplicated(keep="first").to_numpy() & ~bad_per
+        if dup.any():
+            first = {}
+            for i, k in enumerate(zip(key["sku"], key["period"])):
+                first.setdefault(k, i + 1)
+            report(dup, "period", lambda i: f"period {int(per[i])} given twice (first at row "
+                                            f"{first[(str(ids[i]), per[i])]})")
+    if issues:
+        raise TableError(name, issues)
+    out = pd.DataFrame({"period": per.astype(int), value: val})
+    if skus is not None:
+        out.insert(0, "sku", ids.astype(str))
+    return out

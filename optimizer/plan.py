@@ -11,14 +11,16 @@ the use of every period's limits. Choices made here (the formulation's own are i
   the flat rate annual_demand x period_days / days_per_year; named SKUs get 0 in periods the
   frame leaves out.
 - Safety floors: the "full" single-item policy's safety stock, clipped at 0.
-- on_hand default: the policy's reorder point R, i.e. every SKU starts the horizon just at the
-  point where the policy would reorder (a neutral, policy-consistent start; pass the real stock
-  when you have it).
+- on_hand: the argument, else the SKU master's optional `on_hand` column, else (and for SKUs
+  whose cell is empty) the policy's reorder point R, i.e. the SKU starts the horizon just at
+  the point where the policy would reorder (a neutral, policy-consistent start; give the real
+  stock when you have it).
 - open_orders: DataFrame (sku, period, quantity) of deliveries already on the way, by arrival
   period.
 - Holding per unit and period: (holding_cost + capital_rate x unit_cost) x period_days /
   days_per_year.
-- Budget: `scenario.budget.period_limit` per order period; warehouse: `scenario.warehouse.
+- Budget: `period_budget` (one value per period, NaN = fall back) else
+  `scenario.budget.period_limit` per order period; warehouse: `scenario.warehouse.
   capacity` on end-of-period stock volume; trucks: `scenario.vehicles.spec_for(supplier)`,
   load per unit = weight or volume as the spec measures. A truck carries one supplier's orders
   that arrive in the same period (one delivery), so trucks are counted per (supplier, arrival
@@ -128,8 +130,8 @@ def _grid(frame: pd.DataFrame, skus, T, value, name) -> np.ndarray:
 
 
 def build_plan_data(instance: Instance, horizon: int, period_days: float, forecast=None,
-                    on_hand=None, open_orders=None, allow_backlog: bool = False, policy=None
-                    ) -> tuple[LotSizingData, object]:
+                    on_hand=None, open_orders=None, allow_backlog: bool = False, policy=None,
+                    period_budget=None) -> tuple[LotSizingData, object]:
     """The `LotSizingData` of `instance` over `horizon` periods (see module docstring) and the
     single-item policy it used (floors, default on hand, MIP start)."""
     from optimizer.policy import single_item_policy
@@ -146,7 +148,12 @@ def build_plan_data(instance: Instance, horizon: int, period_days: float, foreca
         given = _grid(forecast, skus, T, "demand", "forecast")
         named = np.isin(skus, forecast["sku"].astype(str).unique())
         demand[named] = given[named]
-    oh = np.asarray(pol.reorder_point, float) if on_hand is None else _by_sku(on_hand, skus, "on_hand")
+    if on_hand is not None:
+        oh = _by_sku(on_hand, skus, "on_hand")
+    else:
+        oh = np.asarray(pol.reorder_point, float)
+        if instance.on_hand is not None:  # the SKU master's column; empty cells keep R
+            oh = np.where(np.isfinite(instance.on_hand), instance.on_hand, oh)
     arrivals = _grid(open_orders, skus, T, "quantity", "open_orders")
     units, _ = instance.vehicle_arrays()
     load = np.zeros(instance.n)
@@ -161,6 +168,12 @@ def build_plan_data(instance: Instance, horizon: int, period_days: float, foreca
                           else instance.unit_volume)[mask]
             cap[str(sup)], cost[str(sup)] = float(spec.capacity), float(spec.cost)
     budget = sc.budget.period_limit if sc.budget is not None else None
+    if period_budget is not None:
+        given = np.asarray(period_budget, dtype=float)
+        if given.shape != (T,):
+            raise ValueError(f"period_budget must have one value per period (1..{T})")
+        fallback = np.inf if budget is None else float(budget)
+        budget = np.where(np.isnan(given), fallback, given)
     data = LotSizingData(
         sku=np.array(skus, dtype=object), supplier=np.array([str(s) for s in instance.supplier],
                                                              dtype=object),
@@ -526,7 +539,7 @@ def result_from_orders(data: LotSizingData, x: np.ndarray) -> PlanResult:
 def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on_hand=None,
          open_orders=None, time_limit=None, gap: float = 1e-2, strong: bool = True,
          use_start: bool = True, *, allow_backlog: bool = False, lp_bound: bool = True,
-         solver: str = "appsi_highs") -> PlanResult:
+         solver: str = "appsi_highs", period_budget=None) -> PlanResult:
     """Multi-period purchase plan of `instance` over `horizon` periods of `period_days` days.
 
     forecast: DataFrame (sku, period, demand) or None for the flat annual rate; on_hand: per
@@ -534,11 +547,13 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     DataFrame (sku, period, quantity) by arrival period. time_limit in seconds; gap: relative
     MIP gap to stop at; strong: facility-location formulation; use_start: warm-start from the
     repaired (R, Z) plan; allow_backlog: SKUs with a shortage cost may fall below their floor
-    at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field).
+    at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field);
+    period_budget: purchase budget per order period, (horizon,) array, NaN = the scenario's
+    `[budget] period_limit`.
     """
     data, pol = build_plan_data(instance, horizon, period_days, forecast=forecast,
                                 on_hand=on_hand, open_orders=open_orders,
-                                allow_backlog=allow_backlog)
+                                allow_backlog=allow_backlog, period_budget=period_budget)
     start = rz_start(data, pol.order_quantity, pol.reorder_point) if use_start else None
     return solve_plan_data(data, time_limit=time_limit, gap=gap, strong=strong, start=start,
                            lp_bound=lp_bound, solver=solver)
