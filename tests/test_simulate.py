@@ -204,3 +204,20 @@ def test_small_shape_gamma_sampler_matches_gamma_cdf():
     for j in range(k.size):
         ecdf = np.searchsorted(np.sort(x[:, j]), t * theta[j], side="right") / n
         assert np.abs(ecdf - stats.gamma(k[j], scale=theta[j]).cdf(t * theta[j])).max() < 0.01
+
+
+def test_results_do_not_depend_on_threads():
+    # random streams belong to (replication, block of SKUs), and the columns are split between
+    # threads only on those blocks' boundaries: any thread count gives the same numbers
+    from optimizer.simulate import UNIT_SKUS
+
+    n = UNIT_SKUS + 300
+    inst = make_instance(np.linspace(100.0, 5000.0, n), 50, 1.0,
+                         demand_sd=np.linspace(30.0, 900.0, n), lead_time_days=12,
+                         lead_time_sd_days=2, supplier_on_time=0.9,
+                         distribution=[NORMAL, GAMMA, POISSON, UNIFORM] * (n // 4))
+    z, r = np.full(n, 150.0), np.full(n, 60.0)
+    runs = [simulate(inst, z, r, years=1, replications=2, seed=5, threads=t) for t in (1, 2, 3)]
+    for res in runs[1:]:
+        for k, v in runs[0].replicates.items():
+            np.testing.assert_array_equal(res.replicates[k], v, err_msg=k)
