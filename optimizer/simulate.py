@@ -684,59 +684,66 @@ def _cumsum_rows(x: np.ndarray) -> None:
 def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) -> dict:
     """Simulate the columns of one part, a block of days at a time. Returns totals per column.
 
-    Per block (no loop over days for the nQ rule):
-    - C = running demand since the block start. Under (R, nQ) the position after the day-t
-      review is P0 - C_t + Z K_t with K_t = max(0, floor((C_t - (P0 - R)) / Z) + 1) orders of
-      Z so far in the block, so the order days are where floor((C_t - (P0 - R)) / Z) steps up
-      and the quantity is the step times Z. (Rule "single": one Z per day at most, so a short
-      loop over the block's days decides the orders.)
+    Per block of days t = 0, 1, ... (no loop over days for the nQ rule), with P0 the
+    inventory position and N0 the net stock at the end of the previous block:
+    - y_t = C_t - s, C_t the running demand since the block start and s = P0 - R (nQ) or
+      0 (single). Under (R, nQ) the position after the day-t review is P0 - C_t + Z K_t with
+      K_t = max(0, floor(y_t / Z) + 1) orders of Z so far in the block, so the order days
+      are where floor(y_t / Z) steps up and the quantity is the step times Z. (Rule
+      "single": at most one Z a day, which depends on the path, so a short loop over the
+      block's days decides the orders.)
     - Orders get lead times (hash of SKU and day) and join the list of pending deliveries.
-    - Deliveries due in the block are scattered onto a day x column grid; net stock is
-      N0 + cumulative receipts - C. Service and stock statistics come from the grid's column
-      sums and from the delivery events (net stock just before each receipt).
+    - Deliveries due in the block are added onto a day x column grid A whose first row also
+      holds N0 - s; after a running sum down the days, net stock is A_t - y_t. Stock is the
+      column sum of its positive part; fill and cycle service come from the delivery events
+      (net stock just before each receipt) and the backorders at the block ends.
     """
     Z, R = c["Z"], c["R"]
     w = Z.size
     P = c["P0"].copy()  # inventory position at the end of the previous block
     net0 = P.copy()  # net stock then (all on hand at the start)
     B = BLOCK_DAYS
-    C = np.empty((B, w))
+    Y = np.empty((B, w))
     A = np.empty((B, w))
     W = np.empty((B, w))
     E = np.empty((B, w), dtype=bool)
+    zero = np.zeros(w)  # np.maximum against a zero row is several times faster than against 0.0
     pend_day = np.empty(0, dtype=np.int64)
     pend_col = np.empty(0, dtype=np.int64)
     pend_q = np.empty(0)
     tot = {k: np.zeros(w) for k in _TOTALS}
     for b0, days, measured in _blocks(p.warm_days, p.days_total):
-        Cb, Ab, Wb, Eb = C[:days], A[:days], W[:days], E[:days]
-        src.fill(Cb, b0)
+        Yb, Ab, Wb, Eb = Y[:days], A[:days], W[:days], E[:days]
+        src.fill(Yb, b0)  # daily demand
         # --- orders placed in the block
         if rule == "nQ":
-            _cumsum_rows(Cb)
-            np.subtract(Cb, P - R, out=Wb)
-            np.divide(Wb, Z, out=Wb)
+            shift = P - R
+            Yb[0] -= shift
+            _cumsum_rows(Yb)  # y_t: an order is due once y_t >= 0, k Z once y_t >= (k - 1) Z
+            np.divide(Yb, Z, out=Wb)
             np.floor(Wb, out=Wb)
             np.not_equal(Wb[1:], Wb[:-1], out=Eb[1:])
-            np.greater_equal(Wb[0], 0.0, out=Eb[0])
+            np.greater_equal(Wb[0], zero, out=Eb[0])
             flat = np.flatnonzero(Eb)
             steps = Wb.reshape(-1)[flat]
             keep = steps >= 0.0  # a step between negative levels is no order
             if not keep.all():
                 flat, steps = flat[keep], steps[keep]
             t, col = np.divmod(flat, w)
-            before = np.where(t > 0, Wb.reshape(-1)[flat - w], -1.0)
+            before = np.where(t > 0, Wb.reshape(-1)[flat - w], -1.0)  # (t = 0: wraps, unused)
             q = (steps - np.maximum(before, -1.0)) * Z[col]
         else:
+            shift = zero
             pos = P.copy()
             for d in range(days):
-                np.subtract(pos, Cb[d], out=pos)
+                np.subtract(pos, Yb[d], out=pos)
                 np.less_equal(pos, R, out=Eb[d])
                 np.add(pos, Z, out=pos, where=Eb[d])
-            _cumsum_rows(Cb)
+            _cumsum_rows(Yb)
             t, col = np.divmod(np.flatnonzero(Eb), w)
             q = Z[col]
-        P -= Cb[-1]
+        demand = Yb[-1] + shift  # the block's demand per column
+        P -= demand
         P += np.bincount(col, q, minlength=w)
         # --- lead times; deliveries join the pending list
         day = t + b0
@@ -754,19 +761,17 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
         ta, ca, qa = pend_day[due] - b0, pend_col[due], pend_q[due]
         keep = ~due
         pend_day, pend_col, pend_q = pend_day[keep], pend_col[keep], pend_q[keep]
-        # --- receipts and net stock: net_t = net0 + receipts up to t - C_t
+        # --- receipts and net stock: net_t = N0 + receipts up to t - C_t = A_t - y_t
         Ab.fill(0.0)
         ia = ta * w + ca
         np.add.at(Ab.reshape(-1), ia, qa)
         aday = Ab.reshape(-1)[ia]  # all units received that day by that column
+        Ab[0] += net0 - shift
         _cumsum_rows(Ab)
-        np.subtract(Ab, Cb, out=Wb)
-        Wb += net0
+        np.subtract(Ab, Yb, out=Wb)  # net stock at the end of each day
         net1 = Wb[-1].copy()
         if measured:
-            tot["demand"] += Cb[-1]
-            np.maximum(Wb, 0.0, out=Ab)
-            tot["stock"] += Ab.sum(axis=0)
+            tot["demand"] += demand
             # units not served at once = rise in backorders + backorders cleared by receipts;
             # a day's receipts clear min(received, backorders just before), shared pro rata
             # between that day's deliveries
@@ -777,10 +782,11 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
             tot["served"] -= short
             tot["cycles"] += np.bincount(ca, minlength=w)
             tot["cycles_ok"] += np.bincount(ca, pre >= 0.0, minlength=w)
+            np.maximum(Wb, zero, out=Wb)
+            tot["stock"] += Wb.sum(axis=0)
         net0 = net1
     tot["served"] += tot["demand"]
     return tot
-
 
 
 def _measures(tot: dict, p: _Params) -> dict:
