@@ -402,35 +402,35 @@ def _gamma_ge1(rng, shape: np.ndarray) -> np.ndarray:
 
 
 _F32 = np.float32
-_HALF_ULP32 = 2.0 ** -25  # half the 2^-24 grid of numpy's float32 uniforms
+_TWO32 = 2.0 ** 32
 
 
-def _gamma_gs(rng, u: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Gamma(k) draws (scale 1, 0 < k < 1) by Ahrens and Dieter's algorithm GS (Computing 12
-    (1974) 223-246; Devroye 1986, IX.6), one per entry, starting from given uniforms `u`;
-    float32 arrays in and out.
+    (1974) 223-246; Devroye 1986, IX.6), one per entry, float32, starting from the uniforms
+    U = (j + 1/2) / 2^32 given by 32-bit integers j.
 
     With b = 1 + k/e and P = b U: if P <= 1, X = P^(1/k), accepted when an Exp(1) draw is
     >= X; otherwise X = -log((b - P) / k), accepted when the Exp(1) draw is >= (1 - k) log X.
     Acceptance is about 1 - 0.94 k; the few rejected entries are redrawn whole by numpy's
-    own gamma sampler (one call instead of a loop of ever smaller rounds).
-
-    `u` are numpy float32 uniforms, on the grid j 2^-24; each is used as the midpoint
-    U = u + 2^-25 of its grid cell (unbiased, never 0 or 1): log U = log u + 2^-25 / u to
-    first order, which float32 holds where u itself cannot."""
+    own gamma sampler (one call instead of a loop of ever smaller rounds). U enters the
+    first branch rounded to float32 (nearest, so unbiased; 1.0 for the top 2^7 values of j,
+    which fall in the second branch anyway), the rare second branch in float64."""
+    u = j.astype(_F32)
+    u *= _F32(1.0 / _TWO32)
     b = k * _F32(1.0 / math.e)
     b += _F32(1.0)
     p = b * u
     x = np.log(p)
-    x += _F32(_HALF_ULP32) / u  # the midpoint correction
     x /= k
     np.exp(x, out=x)  # P^(1/k)
     e = rng.standard_exponential(u.size, dtype=_F32)
     ok = e >= x
     hi = np.flatnonzero(p > _F32(1.0))  # rare: the exponential-tail branch
-    if hi.size:  # in float64, with b - P = b (1 - U) > 0 even for U next to 1
+    if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
         kh = k[hi].astype(float)
-        xh = -np.log((1.0 + kh / math.e) * (1.0 - _HALF_ULP32 - u[hi].astype(float)) / kh)
+        one_minus_u = (_TWO32 - 0.5 - j[hi]) / _TWO32
+        xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
         x[hi] = xh
         ok[hi] = e[hi] >= (1.0 - kh) * np.log(xh)
     bad = np.flatnonzero(~ok)
@@ -442,10 +442,12 @@ def _gamma_gs(rng, u: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _small_gamma_tiles(shape, scale, days: int):
     """Per-cell constants of `_gamma_block` for shapes k < 1, day-major over `days` days
-    (a shorter block uses a prefix), float32: k, theta and the cut exp(-30 k) / (1 + k/e)
-    on U."""
+    (a shorter block uses a prefix): k and theta (float32) and the cut exp(-30 k) / (1 + k/e)
+    on U as a 32-bit integer threshold."""
     cut = np.exp(-_GAMMA_CUT * shape) / (1.0 + shape / math.e)
-    return tuple(np.tile(v, days).astype(_F32) for v in (shape, scale, cut))
+    cut32 = np.minimum(np.floor(cut * _TWO32), _TWO32 - 1).astype(np.uint32)
+    return (np.tile(shape, days).astype(_F32), np.tile(scale, days).astype(_F32),
+            np.tile(cut32, days))
 
 
 def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
@@ -456,14 +458,13 @@ def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
     is <= e^-30, i.e. U <= exp(-30 k) / b, X is set to 0 without the acceptance test (it
     would accept with probability e^-X > 1 - 1e-13): that moves the mean by a relative
     k e^-30 < 1e-13, and all such draws are below 1e-13 theta anyway. For the usual k of
-    0.003..0.1 this leaves one uniform per cell and finishes GS only for 10..90% of the
-    cells.
+    0.003..0.1 this leaves one 32-bit random integer per cell (raw generator output, half
+    the cost of a float uniform) and finishes GS only for 10..90% of the cells.
 
-    The small-shape path runs in float32 (half the memory traffic, twice the SIMD width,
-    cheaper uniforms): a draw then differs from the float64 GS draw of the same uniform by
-    a relative ~1e-7 / k (2^-24 grid of U and rounding of log/exp, amplified by the power
-    1/k), i.e. at most ~4e-5 at the smallest daily shapes (k ~ 0.003), and unbiased
-    (midpoint uniforms, see `_gamma_gs`), far below any Monte-Carlo error of the measures. `tiles`:
+    GS runs in float32 (half the memory traffic, twice the SIMD width): a draw then differs
+    from the float64 draw for the same U by a relative ~1e-7 / k (rounding of U and of
+    log/exp, amplified by the power 1/k), at most ~4e-5 at the smallest daily shapes
+    (k ~ 0.003) and without bias, far below any Monte-Carlo error of the measures. `tiles`:
     `_small_gamma_tiles` of the columns when all shapes are < 1 (precomputed by the caller)."""
     shape = np.asarray(shape, dtype=float)
     scale = np.asarray(scale, dtype=float)
@@ -485,17 +486,17 @@ def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
     if tiles is None or w != n:
         tiles = _small_gamma_tiles(shape[cols], scale[cols], days)
     k_cell, theta_cell, cut_cell = tiles
-    u = rng.random((days, w), dtype=_F32)
-    flat = u.reshape(-1)
-    hit = np.flatnonzero(flat > cut_cell[:flat.size])
-    x = _gamma_gs(rng, flat[hit], k_cell[hit])
+    cells = days * w
+    j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
+    hit = np.flatnonzero(j > cut_cell[:cells])
+    x = _gamma_gs(rng, j[hit], k_cell[hit])
     x *= theta_cell[hit]
-    flat.fill(0.0)
+    flat = np.zeros(cells, dtype=_F32)
     flat[hit] = x
     if w == n:
-        out[...] = u
+        out[...] = flat.reshape(days, w)
     else:
-        out[:, cols] = u
+        out[:, cols] = flat.reshape(days, w)
     return out
 
 
