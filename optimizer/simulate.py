@@ -410,12 +410,13 @@ def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
     (1974) 223-246; Devroye 1986, IX.6), one per entry, float32, starting from the uniforms
     U = (j + 1/2) / 2^32 given by 32-bit integers j.
 
-    With b = 1 + k/e and P = b U: if P <= 1, X = P^(1/k), accepted when an Exp(1) draw is
-    >= X; otherwise X = -log((b - P) / k), accepted when the Exp(1) draw is >= (1 - k) log X.
-    Acceptance is about 1 - 0.94 k; the few rejected entries are redrawn whole by numpy's
-    own gamma sampler (one call instead of a loop of ever smaller rounds). U enters the
-    first branch rounded to float32 (nearest, so unbiased; 1.0 for the top 2^7 values of j,
-    which fall in the second branch anyway), the rare second branch in float64."""
+    With b = 1 + k/e and P = b U: if P <= 1, X = P^(1/k), accepted when a second uniform
+    V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1). Acceptance is
+    about 1 - 0.94 k; the few rejected entries are redrawn whole by numpy's own gamma
+    sampler (one call instead of a loop of ever smaller rounds). U and V come from 32-bit
+    integers like j; the first branch runs in float32 (U rounded to nearest, so unbiased;
+    1.0 for the top 2^7 values of j, which fall in the second branch anyway), the rare
+    second branch in float64."""
     u = j.astype(_F32)
     u *= _F32(1.0 / _TWO32)
     b = k * _F32(1.0 / math.e)
@@ -424,15 +425,17 @@ def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
     x = np.log(p)
     x /= k
     np.exp(x, out=x)  # P^(1/k)
-    e = rng.standard_exponential(u.size, dtype=_F32)
-    ok = e >= x
+    jv = rng.bit_generator.random_raw((j.size + 1) // 2).view(np.uint32)[:j.size]
+    v = jv.astype(_F32)
+    v *= _F32(1.0 / _TWO32)
+    ok = v <= np.exp(-x)
     hi = np.flatnonzero(p > _F32(1.0))  # rare: the exponential-tail branch
     if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
         kh = k[hi].astype(float)
         one_minus_u = (_TWO32 - 0.5 - j[hi]) / _TWO32
         xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
         x[hi] = xh
-        ok[hi] = e[hi] >= (1.0 - kh) * np.log(xh)
+        ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
     bad = np.flatnonzero(~ok)
     if bad.size:
         # a rejected entry starts afresh: a few per thousand, drawn by numpy's exact sampler
@@ -529,7 +532,7 @@ class _Demand:
     order), one block of days at a time.
 
     Drawn: the columns are cut into units (one replication, up to `UNIT_SKUS` SKUs); each unit
-    has its own PCG64 stream (SeedSequence(seed, spawn_key=(replication, unit))) consumed
+    has its own SFC64 stream (SeedSequence(seed, spawn_key=(replication, unit))) consumed
     block after block, so the numbers depend on the seed only, never on how columns are
     shared between threads. Given: sliced from the replayed array."""
 
@@ -554,7 +557,7 @@ class _Demand:
                     tiles = _small_gamma_tiles(a, b, BLOCK_DAYS) if kind == _GAMMA else None
                     groups.append((kind, a, b, int(lo), int(hi), tiles))
                 ss = np.random.SeedSequence(seed, spawn_key=(rep, unit))
-                self.units.append((col - c0, groups, np.random.Generator(np.random.PCG64(ss))))
+                self.units.append((col - c0, groups, np.random.Generator(np.random.SFC64(ss))))
             col += i1 - i0
 
     def fill(self, out: np.ndarray, b0: int) -> None:
