@@ -443,17 +443,15 @@ def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
     return x
 
 
-def _small_gamma_tiles(shape, scale, days: int):
-    """Per-cell constants of `_gamma_block` for shapes k < 1, day-major over `days` days
-    (a shorter block uses a prefix): k and theta (float32) and the cut exp(-30 k) / (1 + k/e)
-    on U as a 32-bit integer threshold."""
+def _small_gamma_consts(shape, scale):
+    """Per-column constants of `_gamma_block` for shapes k < 1: k and theta (float32) and
+    the cut exp(-30 k) / (1 + k/e) on U as a 32-bit integer threshold."""
     cut = np.exp(-_GAMMA_CUT * shape) / (1.0 + shape / math.e)
     cut32 = np.minimum(np.floor(cut * _TWO32), _TWO32 - 1).astype(np.uint32)
-    return (np.tile(shape, days).astype(_F32), np.tile(scale, days).astype(_F32),
-            np.tile(cut32, days))
+    return shape.astype(_F32), scale.astype(_F32), cut32
 
 
-def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
+def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     """(days, n) gamma draws with per-column shape k and scale theta (into `out` if given).
 
     Shapes >= 1: `_gamma_ge1`. Shapes k < 1 (most daily demands: k = 1 / (days_per_year
@@ -467,8 +465,8 @@ def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
     GS runs in float32 (half the memory traffic, twice the SIMD width): a draw then differs
     from the float64 draw for the same U by a relative ~1e-7 / k (rounding of U and of
     log/exp, amplified by the power 1/k), at most ~4e-5 at the smallest daily shapes
-    (k ~ 0.003) and without bias, far below any Monte-Carlo error of the measures. `tiles`:
-    `_small_gamma_tiles` of the columns when all shapes are < 1 (precomputed by the caller)."""
+    (k ~ 0.003) and without bias, far below any Monte-Carlo error of the measures. `consts`:
+    `_small_gamma_consts` of the columns when all shapes are < 1 (precomputed by the caller)."""
     shape = np.asarray(shape, dtype=float)
     scale = np.asarray(scale, dtype=float)
     n = shape.size
@@ -486,14 +484,15 @@ def _gamma_block(rng, shape, scale, days, out=None, tiles=None):
         out[:, cols] = g
     cols = np.flatnonzero(~big)
     w = cols.size
-    if tiles is None or w != n:
-        tiles = _small_gamma_tiles(shape[cols], scale[cols], days)
-    k_cell, theta_cell, cut_cell = tiles
+    if consts is None or w != n:
+        consts = _small_gamma_consts(shape[cols], scale[cols])
+    k_col, theta_col, cut_col = consts
     cells = days * w
     j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
-    hit = np.flatnonzero(j > cut_cell[:cells])
-    x = _gamma_gs(rng, j[hit], k_cell[hit])
-    x *= theta_cell[hit]
+    hit = np.flatnonzero(j.reshape(days, w) > cut_col)
+    col = hit % w
+    x = _gamma_gs(rng, j[hit], k_col[col])
+    x *= theta_col[col]
     flat = np.zeros(cells, dtype=_F32)
     flat[hit] = x
     if w == n:
@@ -510,13 +509,13 @@ def _samplers(p: _Params) -> np.ndarray:
     return code
 
 
-def _draw(code: int, rng, a, b, days: int, out: np.ndarray, tiles=None) -> None:
+def _draw(code: int, rng, a, b, days: int, out: np.ndarray, consts=None) -> None:
     """Daily demand of SKUs sharing one sampler into out (days, len(a))."""
     w = a.size
     if code == _CONST:
         out[...] = a
     elif code in (_GAMMA, _BIG_GAMMA):
-        _gamma_block(rng, a, b, days, out, tiles)
+        _gamma_block(rng, a, b, days, out, consts)
     elif code == _POISSON:
         out[...] = rng.poisson(np.broadcast_to(a, (days, w)))
     elif code == _UNIF:
@@ -539,7 +538,7 @@ class _Demand:
     def __init__(self, p: _Params, code, n: int, seed: int, c0: int, c1: int, given=None,
                  columns=None):
         self.given, self.columns, self.n = given, columns, n
-        self.units = []  # (column offset in the part, [(code, a, b, lo, hi, tiles)], rng)
+        self.units = []  # (column offset in the part, [(code, a, b, lo, hi, consts)], rng)
         col = c0
         while col < c1:
             rep, i0 = divmod(col, n)
@@ -554,8 +553,8 @@ class _Demand:
                 groups = []
                 for lo, hi in zip(edges[:-1], edges[1:]):
                     kind, a, b = int(code[i0 + lo]), p.a[i0 + lo:i0 + hi], p.b[i0 + lo:i0 + hi]
-                    tiles = _small_gamma_tiles(a, b, BLOCK_DAYS) if kind == _GAMMA else None
-                    groups.append((kind, a, b, int(lo), int(hi), tiles))
+                    consts = _small_gamma_consts(a, b) if kind == _GAMMA else None
+                    groups.append((kind, a, b, int(lo), int(hi), consts))
                 ss = np.random.SeedSequence(seed, spawn_key=(rep, unit))
                 self.units.append((col - c0, groups, np.random.Generator(np.random.SFC64(ss))))
             col += i1 - i0
@@ -568,8 +567,8 @@ class _Demand:
                 out[:, off:off + i1 - i0] = self.given[rep, b0:b0 + days][:, self.columns[i0:i1]]
             return
         for off, groups, rng in self.units:
-            for code, a, b, lo, hi, tiles in groups:
-                _draw(code, rng, a, b, days, out[:, off + lo:off + hi], tiles)
+            for code, a, b, lo, hi, consts in groups:
+                _draw(code, rng, a, b, days, out[:, off + lo:off + hi], consts)
 
 
 def _demand_array(demand, reps: int, days_total: int, n: int) -> np.ndarray:
