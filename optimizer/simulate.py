@@ -359,7 +359,15 @@ def _vehicle_loads(q, units):
 # demand
 
 
-UNIT_SKUS = 1024  # SKUs per random-number stream (one stream per replication and unit)
+UNIT_SKUS = 1024  # fewest SKUs per random-number stream (one stream per replication and unit)
+UNITS_PER_REPLICATION = 8  # ... and at most this many streams per replication
+
+
+def _unit_width(n: int) -> int:
+    """SKUs per random-number unit: wide enough to amortise the per-call overhead of numpy,
+    narrow enough (8 units per replication) to share the columns evenly between threads.
+    Depends on n only, never on the number of threads."""
+    return max(UNIT_SKUS, -(-n // UNITS_PER_REPLICATION))
 _GAMMA_CUT = 30.0  # exp(-30) = 9e-14: below this factor a small-shape gamma draw is set to 0
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
@@ -530,7 +538,7 @@ class _Demand:
     """Daily demand for the engine columns [c0, c1) (replication-major, SKUs in sampler
     order), one block of days at a time.
 
-    Drawn: the columns are cut into units (one replication, up to `UNIT_SKUS` SKUs); each unit
+    Drawn: the columns are cut into units (one replication, `_unit_width(n)` SKUs); each unit
     has its own SFC64 stream (SeedSequence(seed, spawn_key=(replication, unit))) consumed
     block after block, so the numbers depend on the seed only, never on how columns are
     shared between threads. Given: sliced from the replayed array."""
@@ -540,10 +548,11 @@ class _Demand:
         self.given, self.columns, self.n = given, columns, n
         self.units = []  # (column offset in the part, [(code, a, b, lo, hi, consts)], rng)
         col = c0
+        width = _unit_width(n)
         while col < c1:
             rep, i0 = divmod(col, n)
-            unit = i0 // UNIT_SKUS
-            i1 = min((unit + 1) * UNIT_SKUS, n, i0 + (c1 - col))
+            unit = i0 // width
+            i1 = min((unit + 1) * width, n, i0 + (c1 - col))
             if given is not None:
                 self.units.append((col - c0, rep, i0, i1))
             else:
@@ -655,7 +664,7 @@ def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str,
         lead_fixed = np.tile(np.minimum(p.lead, p.ring - 1), reps).astype(np.int64)
     # parts end on unit boundaries, so every random stream belongs to exactly one part and the
     # numbers do not depend on the number of threads
-    edges = np.unique(np.concatenate([np.arange(0, n, UNIT_SKUS) + rep * n
+    edges = np.unique(np.concatenate([np.arange(0, n, _unit_width(n)) + rep * n
                                       for rep in range(reps)] + [[m]]))
     parts = max(1, min(int(threads), edges.size - 1))
     bounds = [int(edges[np.argmin(np.abs(edges - m * k / parts))]) for k in range(parts + 1)]

@@ -211,7 +211,7 @@ def test_results_do_not_depend_on_threads():
     # threads only on those blocks' boundaries: any thread count gives the same numbers
     from optimizer.simulate import UNIT_SKUS
 
-    n = UNIT_SKUS + 300
+    n = 2 * UNIT_SKUS + 300  # three random-number units per replication
     inst = make_instance(np.linspace(100.0, 5000.0, n), 50, 1.0,
                          demand_sd=np.linspace(30.0, 900.0, n), lead_time_days=12,
                          lead_time_sd_days=2, supplier_on_time=0.9,
