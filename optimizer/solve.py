@@ -336,6 +336,9 @@ class _Round:
     notes: np.ndarray
     floor_term: float = 0.0  # sum_i P_floor,i (D b / Z - (1 - beta) D) <= 0
     penalty: np.ndarray | None = None  # shortage price each SKU was priced with (fill floors)
+    # False for a plan kept from an earlier scenario (an integer repair's mix): a candidate
+    # plan and incumbent, but no pricing round, so no bound and no cutting plane
+    priced: bool = True
 
     @property
     def cut_cost(self) -> float:
@@ -351,7 +354,7 @@ class _Round:
         """L(lam) for right-hand sides `rhs`. A round priced a limit the scenario does not
         set (inf right-hand side) gives no bound for it: -inf."""
         act = np.isfinite(rhs)
-        if np.any(self.lam[~act] > 0):
+        if not self.priced or np.any(self.lam[~act] > 0):
             return -math.inf
         return self.priced_sum - float(self.lam[act] @ rhs[act])
 
@@ -516,8 +519,9 @@ class Planner:
             if time.perf_counter() > deadline:
                 status_time = True
                 break
-            costs = np.array([r.cut_cost for r in rounds]) / c0
-            usage = np.stack([r.total_use[act] for r in rounds], axis=1) / norm[act, None]
+            cuts = [r for r in rounds if r.priced]
+            costs = np.array([r.cut_cost for r in cuts]) / c0
+            usage = np.stack([r.total_use[act] for r in cuts], axis=1) / norm[act, None]
             centre = best.lam[act] * norm[act] / c0
             lo = np.maximum(centre - box, 0.0)
             hi = np.minimum(centre + box, upper)
@@ -589,6 +593,10 @@ class Planner:
             return result(status, None, None, None, None if status == "infeasible" else bound,
                           zero, iterations_total, msg, diag)
         res = result("optimal", z, r, notes, bound, best.lam, iterations_total)
+        # keep the plan: a later scenario whose limits it meets starts with it as incumbent
+        # (past the point where a limit stops binding, it stays the optimum)
+        rounds.append(_Round(np.zeros(len(ALL_LIMITS)), z, r, si.evaluate(ctx.base, ctx.ltd, z, r),
+                             ctx.usage(z, r), -math.inf, notes, priced=False))
         if res.gap > gap:
             late = status_time or time.perf_counter() > deadline
             res.status = "time_limit" if late else "feasible"
@@ -783,7 +791,7 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         with np.errstate(invalid="ignore"):
             observed = -(distance(rnd.total_use, target) - resid)
         ok = act & (np.abs(predicted) > 1e-9) & np.isfinite(observed)
-        scale = np.where(ok, scale * np.clip(observed / np.where(ok, predicted, 1.0), 0.2, 5.0),
+        scale = np.where(ok, np.clip(scale * observed / np.where(ok, predicted, 1.0), 0.2, 5.0),
                          scale)
         straddle = (_feasible(rnd.total_use, rhs) != _feasible(prev.total_use, rhs))
         tiny = np.all(np.abs(new - prev.lam) <= 1e-3 * np.maximum(np.abs(new), 1e-300))
@@ -895,7 +903,8 @@ def _candidates(rounds, lam, incumbent, count: int = 6) -> list:
     """The rounds whose plans feed the integer repair: the incumbent (cheapest feasible
     round) and the `count` rounds priced nearest `lam` (relative distance)."""
     scale_vec = np.where(np.abs(lam) > 0, np.abs(lam), 1.0)
-    near = sorted(rounds, key=lambda r: float(np.linalg.norm((r.lam - lam) / scale_vec)))
+    near = sorted((r for r in rounds if r.priced),
+                  key=lambda r: float(np.linalg.norm((r.lam - lam) / scale_vec)))
     return list({id(r): r for r in ([incumbent] if incumbent else []) + near[:count]}.values())
 
 

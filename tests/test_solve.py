@@ -366,3 +366,29 @@ def test_exchange_repair_is_feasible_and_near_enumeration(frac):
     assert U[0, rows, pick].sum() <= rhs[0] * (1 + 1e-9)
     cost = C[rows, pick].sum()
     assert best <= cost <= best + float((C.max(axis=1) - C.min(axis=1)).max()) + 1e-9
+
+
+def test_replan_past_a_slack_limit_reuses_the_kept_plan():
+    # once the budget stops binding the optimum no longer moves: the plan kept from the
+    # previous scenario is feasible and within the gap, so no pricing round is spent
+    from optimizer.solve import Planner
+
+    inst = _smooth_stochastic(n=30, seed=5)
+    free = solve(inst.with_scenario(Scenario()))
+    value = free.kpis.average_inventory_value
+    space = float((inst.unit_volume * free.policy.average_inventory).sum())
+
+    def scenario(budget):
+        return Scenario(budget=Budget(limit=budget, basis="average"),
+                        warehouse=Warehouse(capacity=0.7 * space))
+
+    pl = Planner(inst.with_scenario(scenario(0.5 * value)))
+    tight = pl.solve(scenario(0.5 * value), gap=1e-4)
+    loose = pl.solve(scenario(5.0 * value), gap=1e-4)
+    looser = pl.solve(scenario(10.0 * value), gap=1e-4)
+    assert tight.objective > loose.objective
+    assert looser.iterations == 0
+    assert looser.objective == pytest.approx(loose.objective, rel=1e-12)
+    cold = solve(inst.with_scenario(scenario(10.0 * value)), gap=1e-4)
+    assert looser.objective <= cold.objective * (1 + 1e-4)
+    check_plan(inst.with_scenario(scenario(10.0 * value)), looser)
