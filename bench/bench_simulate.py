@@ -83,7 +83,8 @@ def main():
         print(f"vectorised simulate, {threads} thread(s): {wall:.3f} s wall ({cpu:.3f} s CPU) -> "
               f"{rate:,.0f} SKU-years/s = {rate / TARGET:.2f} x the {TARGET:,.0f} target")
     print(f"  mean simulated fill rate {np.nanmean(res.fill_rate):.4f} "
-          f"(analytical {np.nanmean(res.analytic_fill_rate):.4f}), short SKUs {int(res.short.sum())}")
+          f"(analytical {np.nanmean(res.analytic_fill_rate):.4f}), "
+          f"short SKUs {int(res.short.sum())}")
 
     days = int(round(args.years * inst.scenario.days_per_year))
     demand = np.random.default_rng(0).poisson(
