@@ -527,6 +527,50 @@ def _samplers(p: _Params) -> np.ndarray:
     return code
 
 
+_POISSON_INVERSION_MAX = 10.0  # mean daily demand up to which Poisson draws use inversion
+
+
+def _poisson_block(rng, lam, days: int, out: np.ndarray) -> None:
+    """(days, n) Poisson(lam) counts into `out`. Columns with lam <= 10 (daily demand of
+    slow movers): inversion of the CDF, X = min{k : U <= F(k)} with one float64 uniform per
+    cell; most cells stop at U <= F(0) = e^-lam, the others walk up the CDF together (about
+    lam steps). That is exact and several times cheaper than numpy's array-parameter
+    sampler, which also holds the GIL. Larger means: numpy's sampler."""
+    lam = np.asarray(lam, dtype=float)
+    n = lam.size
+    big = np.flatnonzero(lam > _POISSON_INVERSION_MAX)
+    if big.size:
+        out[:, big] = rng.poisson(np.broadcast_to(lam[big], (days, big.size)))
+        if big.size == n:
+            return
+    cols = np.flatnonzero(lam <= _POISSON_INVERSION_MAX)
+    w = cols.size
+    lam_c = lam[cols]
+    u = rng.random((days, w))
+    p0 = np.exp(-lam_c)
+    hit = np.flatnonzero(u > p0)  # X >= 1
+    x = np.zeros(days * w)
+    col = hit % w
+    uh, lh = u.reshape(-1)[hit], lam_c[col]
+    term = p0[col] * lh  # P(X = 1)
+    cdf = p0[col] + term
+    k = 1.0
+    idx = np.arange(hit.size)  # entries still above the CDF
+    while True:
+        more = np.flatnonzero(uh > cdf)
+        x[hit[idx]] = k  # entries that stop here keep k; the others are overwritten later
+        if not more.size:
+            break
+        idx, uh, lh, term, cdf = idx[more], uh[more], lh[more], term[more], cdf[more]
+        k += 1.0
+        term *= lh / k
+        cdf += term
+    if w == n:
+        out[...] = x.reshape(days, w)
+    else:
+        out[:, cols] = x.reshape(days, w)
+
+
 def _draw(code: int, rng, a, b, days: int, out: np.ndarray, consts=None) -> None:
     """Daily demand of SKUs sharing one sampler into out (days, len(a))."""
     w = a.size
@@ -535,7 +579,7 @@ def _draw(code: int, rng, a, b, days: int, out: np.ndarray, consts=None) -> None
     elif code in (_GAMMA, _BIG_GAMMA):
         _gamma_block(rng, a, b, days, out, consts)
     elif code == _POISSON:
-        out[...] = rng.poisson(np.broadcast_to(a, (days, w)))
+        _poisson_block(rng, a, days, out)
     elif code == _UNIF:
         out[...] = a + b * rng.random((days, w))
     else:

@@ -221,3 +221,20 @@ def test_results_do_not_depend_on_threads():
     for res in runs[1:]:
         for k, v in runs[0].replicates.items():
             np.testing.assert_array_equal(res.replicates[k], v, err_msg=k)
+
+
+def test_poisson_sampler_matches_pmf():
+    from scipy import stats
+
+    from optimizer.simulate import _poisson_block
+
+    lam, n = np.array([0.03, 0.2, 1.0, 9.9, 25.0]), 100_000  # the last by numpy's sampler
+    x = np.empty((n, lam.size))
+    _poisson_block(np.random.default_rng(2), lam, n, x)
+    for j, m in enumerate(lam):
+        vals, cnt = np.unique(x[:, j], return_counts=True)
+        assert np.array_equal(vals, np.round(vals)) and vals[0] >= 0
+        expected = stats.poisson(m).pmf(vals) * n
+        big = expected > 5
+        chi2 = (((cnt - expected) ** 2 / expected)[big]).sum()
+        assert stats.chi2.sf(chi2, max(big.sum() - 1, 1)) > 1e-3
