@@ -68,13 +68,14 @@ Engine: the SKUs of all replications are the columns of day x column blocks of
 order days follow from the running demand (the position after review is P0 - C_t + Z K_t
 with K_t a floor of C_t / Z), deliveries are kept as a list of events, and net stock,
 service and stock statistics come from running sums and column sums over the block (see
-`_simulate_columns`). The columns are split into contiguous parts simulated by `threads`
-worker threads (SKUs never interact; numpy releases the GIL inside its array loops).
+`_simulate_columns`). With `workers` > 1 the columns are split into contiguous parts
+simulated in parallel (SKUs never interact): one in this process, the others in forked
+worker processes.
 
 Random numbers: daily demand comes from one SFC64 stream per (seed, replication, unit of
 `_unit_width(n)` SKUs) (numpy SeedSequence spawn keys), consumed block after block; thread
 parts end on unit boundaries, so results depend on the seed only, never on the number of
-threads. Internally SKUs are sorted by sampler so each fills a contiguous column range
+workers. Internally SKUs are sorted by sampler so each fills a contiguous column range
 (results come back in the instance's order). Gamma draws with shape < 1 use Ahrens and
 Dieter's GS algorithm in float32 and skip the values below 1e-13 of the scale (see
 `_gamma_block`). Lead-time noise is a counter-based hash of (seed, replication, SKU
@@ -88,7 +89,8 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -375,8 +377,8 @@ UNITS_PER_REPLICATION = 8  # ... and at most this many streams per replication
 
 def _unit_width(n: int) -> int:
     """SKUs per random-number unit: wide enough to amortise the per-call overhead of numpy,
-    narrow enough (8 units per replication) to share the columns evenly between threads.
-    Depends on n only, never on the number of threads."""
+    narrow enough (8 units per replication) to share the columns evenly between workers.
+    Depends on n only, never on the number of workers."""
     return max(UNIT_SKUS, -(-n // UNITS_PER_REPLICATION))
 _GAMMA_CUT = 30.0  # exp(-30) = 9e-14: below this factor a small-shape gamma draw is set to 0
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
@@ -390,7 +392,7 @@ def _gamma_ge1(rng, shape: np.ndarray) -> np.ndarray:
     d v is accepted when v > 0 and u < 1 - 0.0331 x^4 or log u < x^2/2 + d (1 - v + log v);
     about 2-5% of the proposals are drawn again. Written with whole-array draws rather than
     `Generator.standard_gamma(array)` because numpy holds the GIL in its per-element
-    broadcasting path, which serialised the worker threads; this loop draws with scalar
+    broadcasting path, which serialises worker threads; this loop draws with scalar
     parameters (GIL released) and costs the same on one thread."""
     d = shape - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
@@ -595,7 +597,7 @@ class _Demand:
     Drawn: the columns are cut into units (one replication, `_unit_width(n)` SKUs); each unit
     has its own SFC64 stream (SeedSequence(seed, spawn_key=(replication, unit))) consumed
     block after block, so the numbers depend on the seed only, never on how columns are
-    shared between threads. Given: sliced from the replayed array."""
+    shared between workers. Given: sliced from the replayed array."""
 
     def __init__(self, p: _Params, code, n: int, seed: int, c0: int, c1: int, given=None,
                  columns=None):
@@ -670,7 +672,7 @@ def _permuted(p: _Params, perm) -> _Params:
 _TOTALS = ("demand", "served", "stock", "cycles", "cycles_ok", "orders", "loads")
 
 
-def _run(p: _Params, z, r, reps: int, seed: int, demand, rule: str, threads: int, start):
+def _run(p: _Params, z, r, reps: int, seed: int, demand, rule: str, workers: int, start):
     """Per-replication totals, each of shape (reps, n), in the instance's SKU order.
 
     Internally the SKUs are sorted by demand sampler so each sampler fills a contiguous
@@ -683,7 +685,7 @@ def _run(p: _Params, z, r, reps: int, seed: int, demand, rule: str, threads: int
     z, r = z[perm], r[perm]
     if start is not None:
         start = start[perm]
-    tot = _run_sorted(p, code[perm], z, r, reps, seed, demand, rule, threads, start, perm)
+    tot = _run_sorted(p, code[perm], z, r, reps, seed, demand, rule, workers, start, perm)
     return {k: v[:, inv] for k, v in tot.items()}
 
 
@@ -697,11 +699,11 @@ def _blocks(warm_days: int, days_total: int):
     return out
 
 
-def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str, threads: int,
+def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str, workers: int,
                 start, positions):
     """Totals (reps, n) with the SKUs in sampler order. The columns (replication-major)
-    are split into `threads` contiguous parts simulated independently in worker threads:
-    SKUs never interact, and numpy releases the GIL inside its array loops."""
+    are split into `workers` contiguous parts simulated independently (`_in_parallel`):
+    SKUs never interact."""
     n = z.size
     m = reps * n
     cols = {
@@ -717,10 +719,10 @@ def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str,
     if fixed.all():
         lead_fixed = np.tile(np.minimum(p.lead, p.ring - 1), reps).astype(np.int64)
     # parts end on unit boundaries, so every random stream belongs to exactly one part and the
-    # numbers do not depend on the number of threads
+    # numbers do not depend on the number of workers
     edges = np.unique(np.concatenate([np.arange(0, n, _unit_width(n)) + rep * n
                                       for rep in range(reps)] + [[m]]))
-    parts = max(1, min(int(threads), edges.size - 1))
+    parts = max(1, min(int(workers), edges.size - 1))
     bounds = [int(edges[np.argmin(np.abs(edges - m * k / parts))]) for k in range(parts + 1)]
     bounds = sorted(set(bounds))
     parts = len(bounds) - 1
@@ -732,12 +734,40 @@ def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str,
         fl = None if lead_fixed is None else lead_fixed[c0:c1]
         return _simulate_columns(p, sl, fl, src, rule)
 
-    if parts == 1:
-        res = [work(0)]
-    else:
-        with ThreadPoolExecutor(max_workers=parts) as pool:
-            res = list(pool.map(work, range(parts)))
+    res = _in_parallel(work, parts)
     return {k: np.concatenate([t[k] for t in res]).reshape(reps, n) for k in _TOTALS}
+
+
+# forked workers inherit the loaded modules and the engine's arrays: nothing is pickled on the
+# way in, only the per-column totals on the way back. Processes rather than threads: numpy
+# holds the GIL in its per-call overhead and in a few routines (bincount, add.at), and on a
+# busy machine two threads handing the GIL to each other ran slower than one thread.
+_CAN_FORK = "fork" in mp.get_all_start_methods()
+_PART_WORK = None  # the work function of the parts, set just before forking
+
+
+def _run_part(k: int):
+    return _PART_WORK(k)
+
+
+def _in_parallel(work, parts: int) -> list:
+    """[work(0), ..., work(parts - 1)]: part 0 in this process, the others in forked worker
+    processes (worker threads where fork is unavailable)."""
+    if parts == 1:
+        return [work(0)]
+    global _PART_WORK
+    if _CAN_FORK:
+        _PART_WORK = work
+        try:
+            with ProcessPoolExecutor(max_workers=parts - 1,
+                                     mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(_run_part, k) for k in range(1, parts)]
+                first = work(0)
+                return [first] + [f.result() for f in futures]
+        finally:
+            _PART_WORK = None
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        return list(pool.map(work, range(parts)))
 
 
 def _cumsum_rows(x: np.ndarray) -> None:
@@ -908,7 +938,7 @@ def _check_start(initial_stock, n):
 def simulate(instance: Instance, order_quantity, reorder_point, years: float = 10,
              seed: int = 0, replications: int = 5, warmup_years: float = 1.0, *,
              order_rule: str = "nQ", tolerance: float = 0.005, demand=None,
-             initial_stock=None, threads: int = 2) -> SimulationResult:
+             initial_stock=None, workers: int = 2) -> SimulationResult:
     """Simulate every SKU's (R, Z) policy in daily buckets (see the module docstring).
 
     years: measured length (after `warmup_years` of warm-up), in years of
@@ -918,8 +948,9 @@ def simulate(instance: Instance, order_quantity, reorder_point, years: float = 1
     instead of drawing it, shape (days, n) or (replications, days, n) with days = warm-up +
     measured days (lead times stay random). initial_stock: on-hand units per SKU at day 0
     (nothing on order); default a position drawn uniformly on (R, R + Z], all on hand.
-    threads: worker threads, each simulating (and drawing the demand of) a contiguous share
-    of the SKU x replication columns; the results do not depend on it.
+    workers: parallel workers (this process and forked processes; threads where fork is
+    unavailable), each simulating (and drawing the demand of) a contiguous share of the
+    SKU x replication columns; the results do not depend on it.
     """
     if order_rule not in ORDER_RULES:
         raise ValueError(f"order_rule must be one of {ORDER_RULES}, got {order_rule!r}")
@@ -930,7 +961,7 @@ def simulate(instance: Instance, order_quantity, reorder_point, years: float = 1
     p = _params(instance, years, warmup_years)
     given = None if demand is None else _demand_array(demand, reps, p.days_total, instance.n)
     start = _check_start(initial_stock, instance.n)
-    tot = _run(p, z, r, reps, int(seed), given, order_rule, threads, start)
+    tot = _run(p, z, r, reps, int(seed), given, order_rule, workers, start)
     reps_arrays = _measures(tot, p)
     out = {}
     for name, arr in reps_arrays.items():

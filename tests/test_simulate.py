@@ -206,9 +206,9 @@ def test_small_shape_gamma_sampler_matches_gamma_cdf():
         assert np.abs(ecdf - stats.gamma(k[j], scale=theta[j]).cdf(t * theta[j])).max() < 0.01
 
 
-def test_results_do_not_depend_on_threads():
+def test_results_do_not_depend_on_workers():
     # random streams belong to (replication, block of SKUs), and the columns are split between
-    # threads only on those blocks' boundaries: any thread count gives the same numbers
+    # workers only on those blocks' boundaries: any worker count gives the same numbers
     from optimizer.simulate import UNIT_SKUS
 
     n = 2 * UNIT_SKUS + 300  # three random-number units per replication
@@ -217,7 +217,7 @@ def test_results_do_not_depend_on_threads():
                          lead_time_sd_days=2, supplier_on_time=0.9,
                          distribution=[NORMAL, GAMMA, POISSON, UNIFORM] * (n // 4))
     z, r = np.full(n, 150.0), np.full(n, 60.0)
-    runs = [simulate(inst, z, r, years=1, replications=2, seed=5, threads=t) for t in (1, 2, 3)]
+    runs = [simulate(inst, z, r, years=1, replications=2, seed=5, workers=k) for k in (1, 2, 3)]
     for res in runs[1:]:
         for k, v in runs[0].replicates.items():
             np.testing.assert_array_equal(res.replicates[k], v, err_msg=k)
