@@ -756,7 +756,7 @@ def _in_parallel(work, parts: int) -> list:
     if parts == 1:
         return [work(0)]
     global _PART_WORK
-    if _CAN_FORK:
+    if _CAN_FORK and not mp.current_process().daemon:  # daemonic processes may not fork
         _PART_WORK = work
         try:
             with ProcessPoolExecutor(max_workers=parts - 1,
