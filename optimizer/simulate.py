@@ -384,6 +384,12 @@ _GAMMA_CUT = 30.0  # exp(-30) = 9e-14: below this factor a small-shape gamma dra
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
 
+def _column(flat: np.ndarray, w: int) -> np.ndarray:
+    """Column of flat indices into a C-ordered (rows, w) array: flat - (flat // w) w, which
+    numpy computes with a fast division by a scalar, about 3x quicker than flat % w."""
+    return flat - (flat // w) * w
+
+
 def _gamma_ge1(rng, shape: np.ndarray) -> np.ndarray:
     """One gamma(shape) draw per entry of a flat array of shapes >= 1, scale 1.
 
@@ -449,14 +455,18 @@ def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
     v = jv.astype(_F32)
     v *= _F32(1.0 / _TWO32)
     ok = v <= np.exp(-x)
-    hi = np.flatnonzero(p > _F32(1.0))  # rare: the exponential-tail branch
+    above = p > _F32(1.0)  # rare: the exponential-tail branch
+    rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
+    if not rare.size:
+        return x
+    hi = rare[above[rare]]
     if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
         kh = k[hi].astype(float)
         one_minus_u = (_TWO32 - 0.5 - j[hi]) / _TWO32
         xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
         x[hi] = xh
         ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
-    bad = np.flatnonzero(~ok)
+    bad = rare[~ok[rare]]
     if bad.size:
         # a rejected entry starts afresh: a few per thousand, drawn by numpy's exact sampler
         x[bad] = rng.standard_gamma(k[bad].astype(float))
@@ -510,7 +520,7 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     cells = days * w
     j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
     hit = np.flatnonzero(j.reshape(days, w) > cut_col)
-    col = hit % w
+    col = _column(hit, w)
     x = _gamma_gs(rng, j[hit], k_col[col])
     x *= theta_col[col]
     flat = np.zeros(cells, dtype=_F32)
@@ -552,7 +562,7 @@ def _poisson_block(rng, lam, days: int, out: np.ndarray) -> None:
     p0 = np.exp(-lam_c)
     hit = np.flatnonzero(u > p0)  # X >= 1
     x = np.zeros(days * w)
-    col = hit % w
+    col = _column(hit, w)
     uh, lh = u.reshape(-1)[hit], lam_c[col]
     term = p0[col] * lh  # P(X = 1)
     cdf = p0[col] + term
@@ -825,7 +835,8 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
             keep = steps >= 0.0  # a step between negative levels is no order
             if not keep.all():
                 flat, steps = flat[keep], steps[keep]
-            t, col = np.divmod(flat, w)
+            t = flat // w
+            col = flat - t * w
             before = np.where(t > 0, Wb.reshape(-1)[flat - w], -1.0)  # (t = 0: wraps, unused)
             q = (steps - np.maximum(before, -1.0)) * Z[col]
         else:
@@ -836,7 +847,9 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
                 np.less_equal(pos, R, out=Eb[d])
                 np.add(pos, Z, out=pos, where=Eb[d])
             _cumsum_rows(Yb)
-            t, col = np.divmod(np.flatnonzero(Eb), w)
+            flat = np.flatnonzero(Eb)
+            t = flat // w
+            col = flat - t * w
             q = Z[col]
         demand = Yb[-1] + shift  # the block's demand per column
         P -= demand
