@@ -799,8 +799,8 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
       "single": at most one Z a day, which depends on the path, so a short loop over the
       block's days decides the orders.)
     - Orders get lead times (hash of SKU and day) and join the list of pending deliveries.
-    - Deliveries due in the block are added onto a day x column grid A whose first row also
-      holds N0 - s; after a running sum down the days, net stock is A_t - y_t. Stock is the
+    - Deliveries due in the block are added onto a day x column grid A (kept zero elsewhere);
+      N0 - s plus its running sum down the days, minus y_t, is the net stock. Stock is the
       column sum of its positive part; fill and cycle service come from the delivery events
       (net stock just before each receipt) and the backorders at the block ends.
     """
@@ -810,7 +810,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
     net0 = P.copy()  # net stock then (all on hand at the start)
     B = BLOCK_DAYS
     Y = np.empty((B, w))
-    A = np.empty((B, w))
+    A = np.zeros((B, w))
     W = np.empty((B, w))
     E = np.empty((B, w), dtype=bool)
     zero = np.zeros(w)  # np.maximum against a zero row is several times faster than against 0.0
@@ -819,7 +819,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
     pend_q = np.empty(0)
     tot = {k: np.zeros(w) for k in _TOTALS}
     for b0, days, measured in _blocks(p.warm_days, p.days_total):
-        Yb, Ab, Wb, Eb = Y[:days], A[:days], W[:days], E[:days]
+        Yb, Wb, Eb = Y[:days], W[:days], E[:days]
         src.fill(Yb, b0)  # daily demand
         # --- orders placed in the block
         if rule == "nQ":
@@ -870,14 +870,16 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
         ta, ca, qa = pend_day[due] - b0, pend_col[due], pend_q[due]
         keep = ~due
         pend_day, pend_col, pend_q = pend_day[keep], pend_col[keep], pend_q[keep]
-        # --- receipts and net stock: net_t = N0 + receipts up to t - C_t = A_t - y_t
-        Ab.fill(0.0)
+        # --- receipts and net stock: net_t = N0 - s + receipts up to t - y_t
         ia = ta * w + ca
-        np.add.at(Ab.reshape(-1), ia, qa)
-        aday = Ab.reshape(-1)[ia]  # all units received that day by that column
-        Ab[0] += net0 - shift
-        _cumsum_rows(Ab)
-        np.subtract(Ab, Yb, out=Wb)  # net stock at the end of each day
+        a_flat = A.reshape(-1)  # all zero between blocks: only the receipts are set
+        np.add.at(a_flat, ia, qa)
+        aday = a_flat[ia]  # all units received that day by that column
+        np.add(A[0], net0 - shift, out=Wb[0])
+        for d in range(1, days):
+            np.add(Wb[d - 1], A[d], out=Wb[d])
+        a_flat[ia] = 0.0
+        np.subtract(Wb, Yb, out=Wb)  # net stock at the end of each day
         net1 = Wb[-1].copy()
         if measured:
             tot["demand"] += demand
