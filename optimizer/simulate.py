@@ -653,7 +653,8 @@ def _demand_array(demand, reps: int, days_total: int, n: int) -> np.ndarray:
     if d.shape != (reps, days_total, n):
         raise ValueError(f"demand must have shape (days, n) = ({days_total}, {n}) or "
                          f"(replications, days, n) = ({reps}, {days_total}, {n}); got {d.shape}")
-    if not np.isfinite(d).all() or (d < 0).any():
+    # two reductions, no boolean temporaries; a NaN makes the minimum NaN and fails too
+    if d.size and not (d.min() >= 0.0 and np.isfinite(d.max())):
         raise ValueError("demand must be finite and >= 0")
     return d
 

@@ -238,3 +238,12 @@ def test_poisson_sampler_matches_pmf():
         big = expected > 5
         chi2 = (((cnt - expected) ** 2 / expected)[big]).sum()
         assert stats.chi2.sf(chi2, max(big.sum() - 1, 1)) > 1e-3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0])
+def test_replayed_demand_must_be_finite_and_nonnegative(bad):
+    inst = _mixed()
+    demand = np.ones((365 * 2, 5))
+    demand[100, 3] = bad
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        simulate(inst, Z_MIX, R_MIX, years=1, demand=demand)
