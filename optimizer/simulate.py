@@ -73,8 +73,8 @@ simulated in parallel (SKUs never interact): one in this process, the others in 
 worker processes.
 
 Random numbers: daily demand comes from one SFC64 stream per (seed, replication, unit of
-`_unit_width(n)` SKUs) (numpy SeedSequence spawn keys), consumed block after block; thread
-parts end on unit boundaries, so results depend on the seed only, never on the number of
+`_unit_width(n)` SKUs) (numpy SeedSequence spawn keys), consumed block after block; the
+workers' parts end on unit boundaries, so results depend on the seed only, never on the number of
 workers. Internally SKUs are sorted by sampler so each fills a contiguous column range
 (results come back in the instance's order). Gamma draws with shape < 1 use Ahrens and
 Dieter's GS algorithm in float32 and skip the values below 1e-13 of the scale (see
@@ -380,6 +380,8 @@ def _unit_width(n: int) -> int:
     narrow enough (8 units per replication) to share the columns evenly between workers.
     Depends on n only, never on the number of workers."""
     return max(UNIT_SKUS, -(-n // UNITS_PER_REPLICATION))
+
+
 _GAMMA_CUT = 30.0  # exp(-30) = 9e-14: below this factor a small-shape gamma draw is set to 0
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
@@ -431,31 +433,31 @@ _F32 = np.float32
 _TWO32 = 2.0 ** 32
 
 
-def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _gamma_gs(rng, j: np.ndarray, k: np.ndarray, log_b: np.ndarray) -> np.ndarray:
     """Gamma(k) draws (scale 1, 0 < k < 1) by Ahrens and Dieter's algorithm GS (Computing 12
     (1974) 223-246; Devroye 1986, IX.6), one per entry, float32, starting from the uniforms
-    U = (j + 1/2) / 2^32 given by 32-bit integers j.
+    U = (j + 1/2) / 2^32 given by 32-bit integers j; `log_b` = log(1 + k/e) per entry.
 
     With b = 1 + k/e and P = b U: if P <= 1, X = P^(1/k), accepted when a second uniform
     V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1). Acceptance is
     about 1 - 0.94 k; the few rejected entries are redrawn whole by numpy's own gamma
     sampler (one call instead of a loop of ever smaller rounds). U and V come from 32-bit
-    integers like j; the first branch runs in float32 (U rounded to nearest, so unbiased;
-    1.0 for the top 2^7 values of j, which fall in the second branch anyway), the rare
-    second branch in float64."""
+    integers like j. The first branch runs in float32 as X = exp((log U + log b) / k), with
+    log b computed in float64: the power 1/k amplifies relative errors of P, and this way
+    only the rounding of U to float32 (to nearest, so unbiased) reaches X, not a fixed
+    rounding of b. The rare second branch runs in float64."""
     u = j.astype(_F32)
+    u += _F32(0.5)  # exact below 2^24; above, the rounding is already finer than 2^-24 U
     u *= _F32(1.0 / _TWO32)
-    b = k * _F32(1.0 / math.e)
-    b += _F32(1.0)
-    p = b * u
-    x = np.log(p)
+    x = np.log(u)
+    x += log_b  # log P
+    above = x > _F32(0.0)  # P > 1: the rare exponential-tail branch
     x /= k
     np.exp(x, out=x)  # P^(1/k)
     jv = rng.bit_generator.random_raw((j.size + 1) // 2).view(np.uint32)[:j.size]
     v = jv.astype(_F32)
     v *= _F32(1.0 / _TWO32)
     ok = v <= np.exp(-x)
-    above = p > _F32(1.0)  # rare: the exponential-tail branch
     rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
     if not rare.size:
         return x
@@ -474,11 +476,12 @@ def _gamma_gs(rng, j: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def _small_gamma_consts(shape, scale):
-    """Per-column constants of `_gamma_block` for shapes k < 1: k and theta (float32) and
-    the cut exp(-30 k) / (1 + k/e) on U as a 32-bit integer threshold."""
-    cut = np.exp(-_GAMMA_CUT * shape) / (1.0 + shape / math.e)
+    """Per-column constants of `_gamma_block` for shapes k < 1: k, theta and log b,
+    b = 1 + k/e (float32), and the cut exp(-30 k) / b on U as a 32-bit integer threshold."""
+    log_b = np.log1p(shape / math.e)
+    cut = np.exp(-_GAMMA_CUT * shape - log_b)
     cut32 = np.minimum(np.floor(cut * _TWO32), _TWO32 - 1).astype(np.uint32)
-    return shape.astype(_F32), scale.astype(_F32), cut32
+    return shape.astype(_F32), scale.astype(_F32), cut32, log_b.astype(_F32)
 
 
 def _gamma_block(rng, shape, scale, days, out=None, consts=None):
@@ -493,9 +496,10 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     the cost of a float uniform) and finishes GS only for 10..90% of the cells.
 
     GS runs in float32 (half the memory traffic, twice the SIMD width): a draw then differs
-    from the float64 draw for the same U by a relative ~1e-7 / k (rounding of U and of
-    log/exp, amplified by the power 1/k), at most ~4e-5 at the smallest daily shapes
-    (k ~ 0.003) and without bias, far below any Monte-Carlo error of the measures. `consts`:
+    from the float64 draw for the same U by a relative ~6e-8 / k (rounding of U to float32,
+    amplified by the power 1/k), at most ~3e-5 at the smallest daily shapes (k ~ 0.003),
+    random in sign (systematic part below 1e-6), far below any Monte-Carlo error of the
+    measures. `consts`:
     `_small_gamma_consts` of the columns when all shapes are < 1 (precomputed by the caller)."""
     shape = np.asarray(shape, dtype=float)
     scale = np.asarray(scale, dtype=float)
@@ -516,12 +520,12 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     w = cols.size
     if consts is None or w != n:
         consts = _small_gamma_consts(shape[cols], scale[cols])
-    k_col, theta_col, cut_col = consts
+    k_col, theta_col, cut_col, log_b_col = consts
     cells = days * w
     j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
     hit = np.flatnonzero(j.reshape(days, w) > cut_col)
     col = _column(hit, w)
-    x = _gamma_gs(rng, j[hit], k_col[col])
+    x = _gamma_gs(rng, j[hit], k_col[col], log_b_col[col])
     x *= theta_col[col]
     flat = np.zeros(cells, dtype=_F32)
     flat[hit] = x
