@@ -74,8 +74,8 @@ worker processes.
 
 Random numbers: daily demand comes from one SFC64 stream per (seed, replication, unit of
 `_unit_width(n)` SKUs) (numpy SeedSequence spawn keys), consumed block after block; the
-workers' parts end on unit boundaries, so results depend on the seed only, never on the number of
-workers. Internally SKUs are sorted by sampler so each fills a contiguous column range
+workers' parts end on unit boundaries, so results depend on the seed only, never on the
+number of workers. Internally SKUs are sorted by sampler so each fills a contiguous column range
 (results come back in the instance's order). Gamma draws with shape < 1 use Ahrens and
 Dieter's GS algorithm in float32 and skip the values below 1e-13 of the scale (see
 `_gamma_block`). Lead-time noise is a counter-based hash of (seed, replication, SKU
