@@ -67,8 +67,10 @@ class PlanResult:
     infeasible (message says which limit in which period) | error.
     objective: cost of the returned plan (ordering + holding + trucks + shortfall), NaN when
     none; bound: the solver's best bound; lp_bound: LP relaxation of the model solved;
-    gap: (objective - bound) / objective; start_objective: cost of the MIP start (None when the
-    repaired start breaks a limit).
+    gap: (objective - bound) / objective; start_objective: cost of the (R, Z) MIP start (None
+    when the repaired start breaks a limit); heuristic_objective: cost of the LP-guided plan;
+    solve_seconds: wall time from the build to the result (build, LP, heuristic, MIP seconds
+    apart in build_seconds, lp_seconds, heuristic_seconds, mip_seconds).
     orders: sku, supplier, order_period, arrival_period, quantity, trucks (the supplier's trucks
     of that delivery attributed to each order by its share of the load, so they sum to the
     delivery's trucks). stock: sku, period, stock (net: negative = backlog), floor (0 before the
@@ -90,6 +92,9 @@ class PlanResult:
     deliveries: pd.DataFrame = field(default_factory=pd.DataFrame)
     lp_seconds: float = 0.0
     build_seconds: float = 0.0
+    heuristic_objective: float | None = None  # cost of the LP-guided plan, None if none
+    heuristic_seconds: float = 0.0
+    mip_seconds: float = 0.0  # full-model MIP (0 when the LP bound already proves the gap)
     data: LotSizingData | None = field(default=None, repr=False)
 
 
@@ -396,15 +401,73 @@ def diagnose(data: LotSizingData) -> str:
 
 # ----------------------------------------------------------------------------- solving
 
-def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs") -> tuple[float, float]:
-    """(value, seconds) of the LP relaxation of `model` (solved on a clone; money / scale as in
-    the model). NaN when the LP is infeasible."""
+def _relax(model: pyo.ConcreteModel) -> list:
+    """Make every integer variable of `model` continuous in place (binaries in [0, 1]);
+    returns what `_restore` needs. In place, not on a clone: cloning a 100k-variable model
+    costs seconds."""
+    saved = []
+    for var in model.component_data_objects(pyo.Var, descend_into=True):
+        if var.is_integer():
+            saved.append((var, var.domain))
+            var.domain = pyo.UnitInterval if var.is_binary() else pyo.NonNegativeReals
+    return saved
+
+
+def _restore(saved: list) -> None:
+    for var, domain in saved:
+        var.domain = domain
+
+
+def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs",
+                  values: bool = False):
+    """(value, seconds) of the LP relaxation of `model` (money / scale as in the model; NaN
+    when the LP is infeasible); with `values=True` also {index: LP value} of `model.y`.
+    The model's integer domains are restored afterwards; its variable values are the LP's."""
     t0 = time.perf_counter()
-    lp = model.clone()
-    pyo.TransformationFactory("core.relax_integer_vars").apply_to(lp)
-    out = solve_model(lp, solver=solver)
+    saved = _relax(model)
+    try:
+        out = solve_model(model, solver=solver)
+    finally:
+        _restore(saved)
     val = out.objective if out.termination == "optimal" else math.nan
+    if values:
+        ys = {k: (v.value or 0.0) for k, v in model.y.items()} if out.solution != "none" else {}
+        return val, time.perf_counter() - t0, ys
     return val, time.perf_counter() - t0
+
+
+def _orders(model: pyo.ConcreteModel, data: LotSizingData) -> np.ndarray:
+    """Order quantities (n, T) held by the model's variables, packs rounded to whole packs
+    and solver noise below 1e-7 x MOQ dropped."""
+    x = np.zeros((data.n, data.T))
+    for (i, t), var in model.x.items():
+        val = var.value or 0.0
+        if data.multiple[i] > 0:
+            val = round(model.n[i, t].value or 0.0) * data.multiple[i]
+        x[i, t - 1] = val if val > 1e-7 * max(1.0, data.moq_eff[i]) else 0.0
+    return x
+
+
+def lp_guided_plan(model: pyo.ConcreteModel, data: LotSizingData, y_lp: dict, *, time_limit,
+                   gap: float, solver: str = "appsi_highs") -> tuple[np.ndarray | None, float]:
+    """Primal heuristic (relaxation-induced neighbourhood): solve the MIP restricted to the
+    order slots the LP relaxation opens (y_LP > 1e-6; the others fixed to 0). With the strong
+    formulation the LP opens few slots beyond the optimal ones, so the restricted MIP is a
+    small fraction of the full one and HiGHS solves it far faster than it improves a start on
+    the full model. Returns (order quantities or None, seconds); the model's y are unfixed
+    again afterwards."""
+    t0 = time.perf_counter()
+    fixed = [var for k, var in model.y.items() if y_lp.get(k, 0.0) <= 1e-6 and not var.fixed]
+    for var in fixed:
+        var.fix(0)
+    try:
+        out = solve_model(model, solver=solver, time_limit=time_limit, mip_gap=gap)
+    finally:
+        for var in fixed:
+            var.unfix()
+    if out.solution == "none":
+        return None, time.perf_counter() - t0
+    return _orders(model, data), time.perf_counter() - t0
 
 
 def lot_sizing_lp_bounds(data: LotSizingData, solver: str = "appsi_highs") -> dict:
@@ -437,12 +500,26 @@ def _empty_result(status, data, message, start_obj=None, lp=math.nan, seconds=0.
 
 def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     strong: bool = True, start: np.ndarray | None = None,
-                    lp_bound: bool = True, solver: str = "appsi_highs") -> PlanResult:
-    """Build, (optionally) warm-start and solve the lot-sizing MIP of `data`."""
+                    lp_bound: bool = True, heuristic: bool = True,
+                    solver: str = "appsi_highs") -> PlanResult:
+    """Build, warm-start and solve the lot-sizing MIP of `data`.
+
+    Steps: diagnosis of the limits; the model; the LP relaxation (its value is `lp_bound`, a
+    valid lower bound); with `heuristic` the LP-guided restricted MIP (`lp_guided_plan`, at
+    most half the remaining time) whose plan, if cheaper, replaces `start` as the MIP start;
+    if the best plan is already within `gap` of the LP bound the full MIP is skipped (the LP
+    bound proves the gap), else HiGHS solves the full model from that start in the remaining
+    time. `time_limit` (seconds) covers all of it from the build on. bound = max(solver bound,
+    LP bound); gap = (objective - bound) / objective.
+    """
     reason = diagnose(data)
     if reason:
         return _empty_result("infeasible", data, reason)
     t0 = time.perf_counter()
+
+    def remaining():
+        return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.1)
+
     model = build_lot_sizing(data, strong=strong)
     build_seconds = time.perf_counter() - t0
     start_obj = None
@@ -454,47 +531,80 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
         else:
             notes.append(f"MIP start breaks {len(ev['violations'])} rule(s), first: "
                          f"{ev['violations'][0]}")
-    lp_val, lp_sec = (lp_relaxation(model, solver) if lp_bound else (math.nan, 0.0))
-    if start is not None and start_obj is not None:
-        set_start(model, data, start)
-    out = solve_model(model, solver=solver, time_limit=time_limit, mip_gap=gap,
-                      warmstart=start_obj is not None)
     scale = data.money_scale
+    lp_val, lp_sec, y_lp = math.nan, 0.0, {}
+    if lp_bound or heuristic:
+        lp_val, lp_sec, y_lp = lp_relaxation(model, solver, values=True)
+        if not math.isfinite(lp_val) and heuristic:
+            msg = ("infeasible: the LP relaxation has no solution: budget, warehouse and floors "
+                   "together leave no plan (try relaxing one)")
+            return _empty_result("infeasible", data, msg, start_obj, math.nan,
+                                 time.perf_counter() - t0)
     lp_money = lp_val * scale
-    if out.solution == "none":
-        if out.termination == "infeasible":
-            msg = ("infeasible: no single period limit explains it; budget, warehouse, MOQ and "
-                   "packs together leave no plan (try relaxing one)")
-            return _empty_result("infeasible", data, msg, start_obj, lp_money, out.seconds)
-        status = "time_limit" if out.termination == "time_limit" else "error"
-        res = _empty_result(status, data, f"no plan found ({out.message})", start_obj, lp_money,
-                            out.seconds)
-        res.bound = out.bound * scale
-        return res
-    x = np.zeros((data.n, data.T))
-    for (i, t), var in model.x.items():
-        val = var.value or 0.0
-        if data.multiple[i] > 0:
-            val = round(model.n[i, t].value or 0.0) * data.multiple[i]
-        x[i, t - 1] = val if val > 1e-7 * max(1.0, data.moq_eff[i]) else 0.0
-    res = result_from_orders(data, x)
-    bound = out.bound * scale
-    res.bound = bound
+    best_x, best_obj = (start, start_obj) if start_obj is not None else (None, None)
+    heur_obj, heur_sec = None, 0.0
+    if heuristic and y_lp:
+        budget = remaining()
+        hx, heur_sec = lp_guided_plan(model, data, y_lp, solver=solver, gap=gap / 2,
+                                      time_limit=None if budget is None else budget / 2)
+        if hx is not None:
+            ev = evaluate(data, hx)
+            if not ev["violations"]:
+                heur_obj = ev["cost"]
+                if best_obj is None or heur_obj < best_obj:
+                    best_x, best_obj = hx, heur_obj
+    proven_by_lp = (best_obj is not None and math.isfinite(lp_money)
+                    and best_obj - lp_money <= gap * abs(best_obj))
+    if proven_by_lp:
+        res = result_from_orders(data, best_x)
+        bound, status, solver_seconds = lp_money, "optimal", 0.0
+        notes.append("the LP bound proves the gap; full MIP not needed")
+    else:
+        if best_x is not None:
+            set_start(model, data, best_x)
+        out = solve_model(model, solver=solver, time_limit=remaining(), mip_gap=gap,
+                          warmstart=best_x is not None)
+        solver_seconds = out.seconds
+        if out.solution == "none":
+            if out.termination == "infeasible":
+                msg = ("infeasible: no single period limit explains it; budget, warehouse, MOQ "
+                       "and packs together leave no plan (try relaxing one)")
+                return _empty_result("infeasible", data, msg, start_obj, lp_money,
+                                     time.perf_counter() - t0)
+            status = "time_limit" if out.termination == "time_limit" else "error"
+            res = _empty_result(status, data, f"no plan found ({out.message})", start_obj,
+                                lp_money, time.perf_counter() - t0)
+            res.bound = out.bound * scale
+            return res
+        x = _orders(model, data)
+        res = result_from_orders(data, x)
+        if best_obj is not None and best_obj < res.objective - 1e-9 * abs(best_obj):
+            res = result_from_orders(data, best_x)  # the solver lost the start: keep it
+        bound = np.nanmax([out.bound * scale, lp_money]) if math.isfinite(
+            out.bound) or math.isfinite(lp_money) else math.nan
+        status = {"optimal": "optimal", "time_limit": "time_limit"}.get(out.termination,
+                                                                          "feasible")
+        solver_obj = out.objective * scale
+        if abs(solver_obj - res.objective) > 1e-6 * max(1.0, abs(res.objective)):
+            notes.append(f"solver incumbent {solver_obj:,.2f}; the returned plan costs "
+                         f"{res.objective:,.2f}")
+    res.bound = float(bound)
     res.lp_bound = lp_money
-    res.gap = (res.objective - bound) / abs(res.objective) if res.objective else 0.0
+    res.gap = (res.objective - res.bound) / abs(res.objective) if res.objective else 0.0
+    if status == "time_limit" and res.gap <= gap + 1e-12:
+        status = "optimal"  # the bound proves the requested gap after all
+    res.status = status
     res.start_objective = start_obj
-    res.solve_seconds = out.seconds
+    res.heuristic_objective = heur_obj
+    res.solve_seconds = time.perf_counter() - t0
+    res.mip_seconds = solver_seconds
+    res.heuristic_seconds = heur_sec
     res.lp_seconds = lp_sec
     res.build_seconds = build_seconds
-    res.status = {"optimal": "optimal", "time_limit": "time_limit"}.get(out.termination,
-                                                                          "feasible")
-    solver_obj = out.objective * scale
-    if abs(solver_obj - res.objective) > 1e-6 * max(1.0, abs(res.objective)):
-        notes.append(f"solver incumbent {solver_obj:,.2f}; the cleaned plan costs "
-                     f"{res.objective:,.2f}")
-    notes.insert(0, f"{res.status}: cost {res.objective:,.2f}, bound {bound:,.2f}, gap "
+    notes.insert(0, f"{res.status}: cost {res.objective:,.2f}, bound {res.bound:,.2f}, gap "
                     f"{100 * res.gap:.2f}%, LP bound {lp_money:,.2f}, start "
-                    + (f"{start_obj:,.2f}" if start_obj is not None else "none"))
+                    + (f"{start_obj:,.2f}" if start_obj is not None else "none")
+                    + (f", LP-guided plan {heur_obj:,.2f}" if heur_obj is not None else ""))
     res.message = "; ".join(notes)
     return res
 
@@ -539,7 +649,7 @@ def result_from_orders(data: LotSizingData, x: np.ndarray) -> PlanResult:
 def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on_hand=None,
          open_orders=None, time_limit=None, gap: float = 1e-2, strong: bool = True,
          use_start: bool = True, *, allow_backlog: bool = False, lp_bound: bool = True,
-         solver: str = "appsi_highs", period_budget=None) -> PlanResult:
+         heuristic: bool = True, solver: str = "appsi_highs", period_budget=None) -> PlanResult:
     """Multi-period purchase plan of `instance` over `horizon` periods of `period_days` days.
 
     forecast: DataFrame (sku, period, demand) or None for the flat annual rate; on_hand: per
@@ -549,14 +659,15 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     repaired (R, Z) plan; allow_backlog: SKUs with a shortage cost may fall below their floor
     at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field);
     period_budget: purchase budget per order period, (horizon,) array, NaN = the scenario's
-    `[budget] period_limit`.
+    `[budget] period_limit`; heuristic: run the LP-guided restricted MIP first (see
+    `solve_plan_data`).
     """
     data, pol = build_plan_data(instance, horizon, period_days, forecast=forecast,
                                 on_hand=on_hand, open_orders=open_orders,
                                 allow_backlog=allow_backlog, period_budget=period_budget)
     start = rz_start(data, pol.order_quantity, pol.reorder_point) if use_start else None
     return solve_plan_data(data, time_limit=time_limit, gap=gap, strong=strong, start=start,
-                           lp_bound=lp_bound, solver=solver)
+                           lp_bound=lp_bound, heuristic=heuristic, solver=solver)
 
 
 # ----------------------------------------------------------------------------- checks, JSON
