@@ -68,8 +68,9 @@ Engine: the SKUs of all replications are the columns of day x column blocks of
 order days follow from the running demand (the position after review is P0 - C_t + Z K_t
 with K_t a floor of C_t / Z), deliveries are kept as a list of events, and net stock,
 service and stock statistics come from running sums and column sums over the block (see
-`_simulate_columns`). With `workers` > 1 the columns are split into contiguous parts
-simulated in parallel (SKUs never interact): one in this process, the others in forked
+`_simulate_columns`), a chunk of at most `CHUNK_COLUMNS` columns at a time (bounded
+memory, grids that stay in cache). With `workers` > 1 the columns are split into contiguous
+parts simulated in parallel (SKUs never interact): one in this process, the others in forked
 worker processes.
 
 Random numbers: daily demand comes from one SFC64 stream per (seed, replication, unit of
@@ -714,6 +715,20 @@ def _blocks(warm_days: int, days_total: int):
     return out
 
 
+CHUNK_COLUMNS = 8192  # columns simulated together (more are split on unit boundaries)
+
+
+def _chunk_cuts(edges: np.ndarray) -> list:
+    """Cut points among the unit `edges` (first to last) so that each chunk holds at most
+    CHUNK_COLUMNS columns, or one unit when a unit alone is wider."""
+    cuts = [int(edges[0])]
+    for prev, e in zip(edges[:-1], edges[1:]):
+        if e - cuts[-1] > CHUNK_COLUMNS and prev > cuts[-1]:
+            cuts.append(int(prev))
+    cuts.append(int(edges[-1]))
+    return cuts
+
+
 def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str, workers: int,
                 start, positions):
     """Totals (reps, n) with the SKUs in sampler order. The columns (replication-major)
@@ -743,11 +758,16 @@ def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str,
     parts = len(bounds) - 1
 
     def work(k):
-        c0, c1 = bounds[k], bounds[k + 1]
-        src = _Demand(p, code, n, seed, c0, c1, demand, positions)
-        sl = {name: v[c0:c1] for name, v in cols.items()}
-        fl = None if lead_fixed is None else lead_fixed[c0:c1]
-        return _simulate_columns(p, sl, fl, src, rule)
+        # a part runs in chunks of whole units of at most about CHUNK_COLUMNS columns: that
+        # bounds the memory of the day x column grids and keeps them in cache
+        cuts = _chunk_cuts(edges[(edges >= bounds[k]) & (edges <= bounds[k + 1])])
+        out = []
+        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+            src = _Demand(p, code, n, seed, c0, c1, demand, positions)
+            sl = {name: v[c0:c1] for name, v in cols.items()}
+            fl = None if lead_fixed is None else lead_fixed[c0:c1]
+            out.append(_simulate_columns(p, sl, fl, src, rule))
+        return {key: np.concatenate([t[key] for t in out]) for key in _TOTALS}
 
     res = _in_parallel(work, parts)
     return {k: np.concatenate([t[k] for t in res]).reshape(reps, n) for k in _TOTALS}
