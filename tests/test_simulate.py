@@ -206,9 +206,10 @@ def test_small_shape_gamma_sampler_matches_gamma_cdf():
         assert np.abs(ecdf - stats.gamma(k[j], scale=theta[j]).cdf(t * theta[j])).max() < 0.01
 
 
-def test_results_do_not_depend_on_workers():
+def test_results_do_not_depend_on_workers_or_chunks(monkeypatch):
     # random streams belong to (replication, block of SKUs), and the columns are split between
-    # workers only on those blocks' boundaries: any worker count gives the same numbers
+    # workers and into chunks only on those blocks' boundaries: the numbers stay the same
+    import optimizer.simulate as sim
     from optimizer.simulate import UNIT_SKUS
 
     n = 2 * UNIT_SKUS + 300  # three random-number units per replication
@@ -218,6 +219,8 @@ def test_results_do_not_depend_on_workers():
                          distribution=[NORMAL, GAMMA, POISSON, UNIFORM] * (n // 4))
     z, r = np.full(n, 150.0), np.full(n, 60.0)
     runs = [simulate(inst, z, r, years=1, replications=2, seed=5, workers=k) for k in (1, 2, 3)]
+    monkeypatch.setattr(sim, "CHUNK_COLUMNS", UNIT_SKUS)  # one unit per chunk
+    runs.append(simulate(inst, z, r, years=1, replications=2, seed=5, workers=1))
     for res in runs[1:]:
         for k, v in runs[0].replicates.items():
             np.testing.assert_array_equal(res.replicates[k], v, err_msg=k)
