@@ -716,6 +716,7 @@ def _blocks(warm_days: int, days_total: int):
 
 
 CHUNK_COLUMNS = 8192  # columns simulated together (more are split on unit boundaries)
+PARALLEL_MIN_CELLS = 2_000_000  # column-days below which one process does all (~20 ms)
 
 
 def _chunk_cuts(edges: np.ndarray) -> list:
@@ -753,6 +754,8 @@ def _run_sorted(p: _Params, code, z, r, reps: int, seed: int, demand, rule: str,
     edges = np.unique(np.concatenate([np.arange(0, n, _unit_width(n)) + rep * n
                                       for rep in range(reps)] + [[m]]))
     parts = max(1, min(int(workers), edges.size - 1))
+    if m * p.days_total < PARALLEL_MIN_CELLS:
+        parts = 1  # starting a worker would cost more than it saves
     bounds = [int(edges[np.argmin(np.abs(edges - m * k / parts))]) for k in range(parts + 1)]
     bounds = sorted(set(bounds))
     parts = len(bounds) - 1
