@@ -605,19 +605,54 @@ def _draw(code: int, rng, a, b, days: int, out: np.ndarray, consts=None) -> None
         out[u >= a] = 0.0
 
 
+_MIN_DRAW_CELLS = 4096  # a narrow unit draws this many values at least per call
+
+
+class _Unit:
+    """One random-number unit: a replication's SKUs [i0, i1) at column offset `off` of a
+    part, its stream, its sampler groups and, for narrow units, a buffer of drawn days."""
+
+    def __init__(self, off: int, groups: list, rng, width: int):
+        self.off, self.groups, self.rng, self.width = off, groups, rng, width
+        # days per call: one block for wide units (drawn straight into the block), many
+        # blocks for narrow ones, whose per-call overhead would otherwise dominate
+        blocks = -(-_MIN_DRAW_CELLS // (BLOCK_DAYS * width))
+        self.span = BLOCK_DAYS * blocks if blocks > 1 else None
+        self.buf = np.empty((0, width))
+        self.used = 0
+
+    def _draw(self, days: int, out: np.ndarray) -> None:
+        for code, a, b, lo, hi, consts in self.groups:
+            _draw(code, self.rng, a, b, days, out[:, lo:hi], consts)
+
+    def fill(self, out: np.ndarray) -> None:
+        """The unit's next len(out) days into out (days, width)."""
+        days = out.shape[0]
+        if self.span is None:
+            self._draw(days, out)
+            return
+        if self.buf.shape[0] - self.used < days:
+            new = np.empty((self.span, self.width))
+            self._draw(self.span, new)
+            self.buf = np.concatenate((self.buf[self.used:], new))
+            self.used = 0
+        out[...] = self.buf[self.used:self.used + days]
+        self.used += days
+
+
 class _Demand:
     """Daily demand for the engine columns [c0, c1) (replication-major, SKUs in sampler
     order), one block of days at a time.
 
     Drawn: the columns are cut into units (one replication, `_unit_width(n)` SKUs); each unit
     has its own SFC64 stream (SeedSequence(seed, spawn_key=(replication, unit))) consumed
-    block after block, so the numbers depend on the seed only, never on how columns are
-    shared between workers. Given: sliced from the replayed array."""
+    day after day (`_Unit`), so the numbers depend on the seed only, never on how columns
+    are shared between workers or chunks. Given: sliced from the replayed array."""
 
     def __init__(self, p: _Params, code, n: int, seed: int, c0: int, c1: int, given=None,
                  columns=None):
         self.given, self.columns, self.n = given, columns, n
-        self.units = []  # (column offset in the part, [(code, a, b, lo, hi, consts)], rng)
+        self.units = []  # _Unit, or (column offset in the part, replication, i0, i1) if given
         col = c0
         width = _unit_width(n)
         while col < c1:
@@ -636,19 +671,20 @@ class _Demand:
                     consts = _small_gamma_consts(a, b) if kind == _GAMMA else None
                     groups.append((kind, a, b, int(lo), int(hi), consts))
                 ss = np.random.SeedSequence(seed, spawn_key=(rep, unit))
-                self.units.append((col - c0, groups, np.random.Generator(np.random.SFC64(ss))))
+                rng = np.random.Generator(np.random.SFC64(ss))
+                self.units.append(_Unit(col - c0, groups, rng, i1 - i0))
             col += i1 - i0
 
     def fill(self, out: np.ndarray, b0: int) -> None:
-        """Demand of days b0 .. b0 + len(out) - 1 into out (days, part width)."""
+        """Demand of days b0 .. b0 + len(out) - 1 into out (days, part width); the blocks
+        are asked for in order."""
         days = out.shape[0]
         if self.given is not None:
             for off, rep, i0, i1 in self.units:
                 out[:, off:off + i1 - i0] = self.given[rep, b0:b0 + days][:, self.columns[i0:i1]]
             return
-        for off, groups, rng in self.units:
-            for code, a, b, lo, hi, consts in groups:
-                _draw(code, rng, a, b, days, out[:, off + lo:off + hi], consts)
+        for u in self.units:
+            u.fill(out[:, u.off:u.off + u.width])
 
 
 def _demand_array(demand, reps: int, days_total: int, n: int) -> np.ndarray:
