@@ -358,9 +358,11 @@ def simulate(instance, plan_path, years, seed, replications, fmt, out) -> None:
 @click.option("--period-days", type=click.FloatRange(min=0.0, min_open=True), default=7.0,
               show_default=True, help="Length of a period in days.")
 @click.option("--forecast", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV sku, period, demand (units per period); default: flat annual rate.")
+              help="CSV sku, period, demand (units per period); default: INSTANCE/forecast.csv "
+                   "if present, else the flat annual rate.")
 @click.option("--open-orders", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CSV sku, period, quantity of deliveries already on the way.")
+              help="CSV sku, period, quantity of deliveries already on the way (by arrival "
+                   "period); default: INSTANCE/open_orders.csv if present.")
 @click.option("--period-budgets", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV period, budget: purchase budget per order period (others keep the "
                    "scenario's [budget] period_limit).")
@@ -384,6 +386,14 @@ def plan(instance, horizon, period_days, forecast, open_orders, period_budgets, 
     from optimizer.plan import plan as run_plan
 
     inst = _load(instance)
+    folder = Path(instance)
+    if folder.is_dir():  # the instance folder's own plan inputs, unless given explicitly
+        if forecast is None and (folder / "forecast.csv").exists():
+            forecast = str(folder / "forecast.csv")
+            click.echo(f"using {forecast}", err=True)
+        if open_orders is None and (folder / "open_orders.csv").exists():
+            open_orders = str(folder / "open_orders.csv")
+            click.echo(f"using {open_orders}", err=True)
     tables = _plan_tables(inst, horizon, forecast, open_orders, period_budgets)
     res = run_plan(inst, horizon, period_days, forecast=tables["forecast"],
                    open_orders=tables["open_orders"], period_budget=tables["period_budget"],

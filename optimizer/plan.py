@@ -290,7 +290,70 @@ def rz_start(data: LotSizingData, order_quantity, reorder_point) -> np.ndarray:
         x[:, t - 1] = q
         placed += q
         ip += q
-    return repair_budget(data, x, caps)
+    return repair_forward(data, repair_budget(data, x, caps), caps)
+
+
+def _net_stock(data: LotSizingData, x: np.ndarray) -> np.ndarray:
+    """Net stock (n, T) at the end of each period under order quantities x."""
+    n, T = data.n, data.T
+    src = np.arange(1, T + 1)[None, :] - data.lead[:, None]
+    ok = src >= 1
+    arrive = np.zeros((n, T))
+    arrive[ok] = x[np.nonzero(ok)[0], src[ok] - 1]
+    return base_net_stock(data) + np.cumsum(arrive, axis=1)
+
+
+def repair_forward(data: LotSizingData, x: np.ndarray, caps=None, passes: int = 4
+                   ) -> np.ndarray:
+    """Forward passes for what moving orders earlier cannot fix (period 1 over budget, stock
+    over the warehouse): in each period, largest first, postpone by one period the orders whose
+    SKU stays at its floor without them in their arrival period; a postponed order joins the
+    SKU's order of the next period (skipped if that would pass the model's order cap). A
+    warehouse postponement adds spend to a later order period, so the passes repeat until no
+    order moves. Orders of SKUs that may back-order are not postponed (no floor to protect)."""
+    x = x.copy()
+    caps = order_caps(data, budget_cap=False) if caps is None else caps
+    n, T = data.n, data.T
+    L = data.lead
+    c, vol = data.unit_cost, data.unit_volume
+    hard = ~data.backlog
+    rows = np.arange(n)
+    for _ in range(passes):
+        moved = False
+        for t in range(1, T):
+            for kind in ("warehouse", "budget"):
+                net = _net_stock(data, x)
+                if kind == "budget":
+                    excess = c @ x[:, t - 1] - data.budget[t - 1]
+                    o = np.full(n, t)  # order period of the candidates
+                    weight = c
+                else:
+                    if data.warehouse is None:
+                        continue
+                    excess = vol @ np.maximum(net[:, t - 1], 0.0) - data.warehouse
+                    o = t - L  # the orders arriving in period t
+                    weight = vol
+                if excess <= _TOL:
+                    continue
+                ok = (o >= 1) & (o + 1 + L <= T) & hard
+                oi = np.clip(o, 1, T - 1) - 1
+                q = np.where(ok, x[rows, oi], 0.0)
+                a = np.clip(oi + L, 0, T - 1)  # arrival column
+                ok &= (q > 0) & (net[rows, a] - q >= data.floor - 1e-9)
+                ok &= x[rows, oi + 1] + q <= caps[rows, oi + 1] + 1e-9
+                idx = np.flatnonzero(ok)
+                if not idx.size:
+                    continue
+                val = weight[idx] * q[idx]
+                order = np.argsort(-val)
+                k = int(np.searchsorted(np.cumsum(val[order]), excess - _TOL)) + 1
+                move = idx[order[:k]]
+                x[move, oi[move] + 1] += x[move, oi[move]]
+                x[move, oi[move]] = 0.0
+                moved = True
+        if not moved:
+            break
+    return x
 
 
 def repair_budget(data: LotSizingData, x: np.ndarray, caps=None) -> np.ndarray:
@@ -437,10 +500,13 @@ def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs",
 
 
 def _orders(model: pyo.ConcreteModel, data: LotSizingData) -> np.ndarray:
-    """Order quantities (n, T) held by the model's variables, packs rounded to whole packs
-    and solver noise below 1e-7 x MOQ dropped."""
+    """Order quantities (n, T) held by the model's variables, packs rounded to whole packs;
+    slots the solver left closed (y < 0.5: a y within its integrality tolerance of 0 lets
+    HiGHS keep a crumb of x that no truck carries) and noise below 1e-7 x MOQ dropped."""
     x = np.zeros((data.n, data.T))
     for (i, t), var in model.x.items():
+        if (model.y[i, t].value or 0.0) < 0.5:
+            continue
         val = var.value or 0.0
         if data.multiple[i] > 0:
             val = round(model.n[i, t].value or 0.0) * data.multiple[i]
@@ -449,25 +515,41 @@ def _orders(model: pyo.ConcreteModel, data: LotSizingData) -> np.ndarray:
 
 
 def lp_guided_plan(model: pyo.ConcreteModel, data: LotSizingData, y_lp: dict, *, time_limit,
-                   gap: float, solver: str = "appsi_highs") -> tuple[np.ndarray | None, float]:
+                   gap: float, solver: str = "appsi_highs", widen: int = 2
+                   ) -> tuple[np.ndarray | None, float]:
     """Primal heuristic (relaxation-induced neighbourhood): solve the MIP restricted to the
     order slots the LP relaxation opens (y_LP > 1e-6; the others fixed to 0). With the strong
     formulation the LP opens few slots beyond the optimal ones, so the restricted MIP is a
     small fraction of the full one and HiGHS solves it far faster than it improves a start on
-    the full model. Returns (order quantities or None, seconds); the model's y are unfixed
-    again afterwards."""
+    the full model. When MOQs, packs and trucks make that neighbourhood infeasible under
+    binding limits, the open slots are widened by one period either side (up to `widen`
+    times) and the MIP retried. Returns (order quantities or None, seconds); the model's y
+    are unfixed again afterwards."""
     t0 = time.perf_counter()
-    fixed = [var for k, var in model.y.items() if y_lp.get(k, 0.0) <= 1e-6 and not var.fixed]
-    for var in fixed:
-        var.fix(0)
-    try:
-        out = solve_model(model, solver=solver, time_limit=time_limit, mip_gap=gap)
-    finally:
+    n, T = data.n, data.T
+    is_open = np.zeros((n, T), dtype=bool)
+    for (i, t), v in y_lp.items():
+        is_open[i, t - 1] = v > 1e-6
+    for k in range(widen + 1):
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        if left is not None and left <= 0.5:
+            break
+        fixed = [var for (i, t), var in model.y.items() if not is_open[i, t - 1]
+                 and not var.fixed]
         for var in fixed:
-            var.unfix()
-    if out.solution == "none":
-        return None, time.perf_counter() - t0
-    return _orders(model, data), time.perf_counter() - t0
+            var.fix(0)
+        try:
+            out = solve_model(model, solver=solver, time_limit=left, mip_gap=gap)
+        finally:
+            for var in fixed:
+                var.unfix()
+        if out.solution != "none":
+            return _orders(model, data), time.perf_counter() - t0
+        if out.termination != "infeasible":
+            break  # out of time: a wider neighbourhood would not do better
+        is_open[:, 1:] |= is_open[:, :-1]  # widen: also one period later ...
+        is_open[:, :-1] |= is_open[:, 1:]  # ... and one earlier
+    return None, time.perf_counter() - t0
 
 
 def lot_sizing_lp_bounds(data: LotSizingData, solver: str = "appsi_highs") -> dict:

@@ -204,12 +204,12 @@ def test_plain_and_no_start_reach_the_same_optimum(tmp_path):
 
 def test_bundled_plan_demo(tmp_path):
     demo = INSTANCES / "plan_demo"
-    res = run("plan", demo, "--horizon", 12, "--period-days", 7, "--open-orders",
-              demo / "open_orders.csv", "--format", "json")
+    res = run("plan", demo, "--horizon", 12, "--period-days", 7, "--format", "json")
     assert res.exit_code == 0, res.stderr
+    assert "open_orders.csv" in res.stderr  # read from the instance folder
     doc = json.loads(res.stdout)
     assert doc["status"] == "optimal" and doc["gap"] <= 1e-2 + 1e-12
     recheck(doc, demo, 12, open_orders=load_period_table(
         demo / "open_orders.csv", "quantity", 12, load_instance(demo).sku, unique=False))
     spend = max(p["spend"] for p in doc["periods"])
-    assert spend == pytest.approx(45000.0, rel=1e-3)  # the period budget binds
+    assert 0.99 * 45000.0 <= spend <= 45000.0 + 1e-6  # the period budget is (nearly) used up
