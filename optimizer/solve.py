@@ -396,6 +396,36 @@ class Planner:
         self._jac: dict[tuple, np.ndarray] = {}
         self.last_lam: np.ndarray | None = None
         self.newton = True  # Newton price steps before the cutting planes (off: planes only)
+        self._optima: list[tuple[np.ndarray, np.ndarray]] = []  # (limits, best prices) solved
+
+    def _extrapolated_prices(self, rhs: np.ndarray) -> np.ndarray | None:
+        """Prices for `rhs` extrapolated linearly from the last two scenarios solved, when
+        all three differ in the value of one and the same limit only (a budget sweep) and
+        both earlier optima priced something; None otherwise."""
+        if len(self._optima) < 2:
+            return None
+        (b1, l1), (b2, l2) = self._optima[-2:]
+        fin = np.isfinite(rhs)
+        if not (np.array_equal(fin, np.isfinite(b1)) and np.array_equal(fin, np.isfinite(b2))):
+            return None
+        moved = np.flatnonzero(fin & ((b1 != b2) | (b2 != rhs)))
+        if moved.size != 1 or b1[moved[0]] == b2[moved[0]] or not (l1.any() and l2.any()):
+            return None
+        k = moved[0]
+        t = (rhs[k] - b2[k]) / (b2[k] - b1[k])
+        if not 0.0 < abs(t) <= 2.0:
+            return None  # too far out for a straight line
+        # prices fall like a power of the limit (EOQ-like use ~ lambda^-1/2 and steeper with
+        # safety stock), so the line is drawn in log price against log limit where both
+        # prices are positive, and in plain values elsewhere
+        lin = np.maximum(l2 + t * (l2 - l1), 0.0)
+        if b1[k] > 0 and b2[k] > 0 and rhs[k] > 0:
+            tl = np.log(rhs[k] / b2[k]) / np.log(b2[k] / b1[k])
+            pos = (l1 > 0) & (l2 > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logl = l2 * np.exp(tl * np.log(np.where(pos, l2 / l1, 1.0)))
+            lin = np.where(pos, logl, lin)
+        return lin
 
     def compatible(self, instance: Instance) -> bool:
         """True when `instance` differs from ours only in limit values (same SKUs, costs,
@@ -500,6 +530,13 @@ class Planner:
         if self.last_lam is not None:
             box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
         if self.newton:
+            guess = self._extrapolated_prices(rhs)
+            if guess is not None and not _within_gap(ctx, rounds, best, rhs, gap):
+                # a batch along one limit: start from the prices the last two scenarios'
+                # optima extrapolate to, which lands next to the new optimum
+                rounds.append(ctx.price(guess))
+                iterations += 1
+                best = max(rounds, key=lambda r: r.lagrangian(rhs))
             # Newton on the prices from the pool's best round for these limits (round 0 on a
             # cold solve, the neighbouring scenario's prices on a re-plan); on smooth
             # portfolios this alone closes the gap, and the cutting planes below only run
@@ -562,6 +599,8 @@ class Planner:
 
         bound = best.lagrangian(rhs)
         self.last_lam = best.lam
+        if bound <= INFEASIBLE_FACTOR * c0:
+            self._optima.append((rhs.copy(), best.lam.copy()))
         if bound > INFEASIBLE_FACTOR * c0:
             diag = diagnose()
             if not all(d["feasible"] for d in diag):
@@ -897,6 +936,16 @@ def _columns(ctx, Z, R):
     C = np.stack([si.evaluate(ctx.base, ctx.ltd, Z[:, j], R[:, j]) for j in range(J)], axis=1)
     U = np.stack([ctx.usage(Z[:, j], R[:, j]) for j in range(J)], axis=2)
     return C, U
+
+
+def _within_gap(ctx, rounds, best, rhs, gap) -> bool:
+    """True when the pool already holds a plan (a feasible round, or the exchange mix of
+    the rounds near the best prices) within `gap` of the best bound."""
+    bound = best.lagrangian(rhs)
+    incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
+                    default=math.inf)
+    return _gap(incumbent, bound) <= gap or (
+        len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs), bound) <= gap)
 
 
 def _candidates(rounds, lam, incumbent, count: int = 6) -> list:

@@ -392,3 +392,20 @@ def test_replan_past_a_slack_limit_reuses_the_kept_plan():
     cold = solve(inst.with_scenario(scenario(10.0 * value)), gap=1e-4)
     assert looser.objective <= cold.objective * (1 + 1e-4)
     check_plan(inst.with_scenario(scenario(10.0 * value)), looser)
+
+
+def test_price_extrapolation_along_one_limit():
+    # prices of a budget sweep follow a power of the budget: two optima (100, 4) and
+    # (200, 1) put the price at 400 on the same power law, 0.25; any second change, or a
+    # limit switched on or off, gives no guess
+    from optimizer.solve import Planner
+
+    pl = Planner(_smooth_stochastic(n=5))
+    inf = np.inf
+    pl._optima = [(np.array([100.0, 50.0, inf, inf]), np.array([4.0, 2.0, 0.0, 0.0])),
+                  (np.array([200.0, 50.0, inf, inf]), np.array([1.0, 3.0, 0.0, 0.0]))]
+    guess = pl._extrapolated_prices(np.array([400.0, 50.0, inf, inf]))
+    assert guess[0] == pytest.approx(0.25)
+    assert guess[1] == pytest.approx(3.0 * 1.5)
+    assert pl._extrapolated_prices(np.array([400.0, 60.0, inf, inf])) is None
+    assert pl._extrapolated_prices(np.array([400.0, inf, inf, inf])) is None
