@@ -978,9 +978,10 @@ def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8):
     at the best prices); while a limit is exceeded, move the SKUs with the cheapest extra
     cost per unit of (normalised) excess removed to their best such candidate, just enough
     of them to cover the excess, and repeat; then spend what slack is left on moves to
-    cheaper candidates, best saving per unit of priced use first. With one binding limit this is the greedy knapsack, within one SKU's step of
-    the integer master's optimum. Returns the pick or None when no pick is feasible.
-    A heuristic plan: its cost is measured against the bound like any other.
+    cheaper candidates, best saving per unit of priced use first. With one binding limit
+    this is the greedy knapsack, within one SKU's cost step of the integer master's optimum.
+    Returns the pick, or None when it finds no feasible one. A heuristic: its plan's cost is
+    measured against the bound like any other, never reported as optimal on its own.
     """
     C, U = _columns(ctx, Z, R)
     act = np.flatnonzero(np.isfinite(rhs))
