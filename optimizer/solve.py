@@ -795,8 +795,14 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         on = act & ((lam > 0) | (use > rhs))
         if not on.any():
             break
-        if spent and _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
+        if len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
             break  # the integer repair of the pool's plans is already within the gap
+        if rnd.priced:
+            extra = _partial_round(ctx, rnd, rhs)
+            if extra is not None:
+                rounds.append(extra)
+                if _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
+                    break  # the round, mended on a subset of SKUs, is within the gap
         target = aim(rnd)
         jac = scale[:, None] * ctx.response(rnd) / norm[:, None]
         resid = distance(use, target)
@@ -948,12 +954,49 @@ def _within_gap(ctx, rounds, best, rhs, gap) -> bool:
         len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs), bound) <= gap)
 
 
+def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 5e-3):
+    """A candidate plan that mends a round which is just over (or just under) its limits:
+    the SKUs holding `share` of the use of those limits are priced again at prices moved
+    by a few percent (up where a limit is exceeded, down where it has slack), the others
+    keep the round's policies. The exchange repair then moves only as many of them as it
+    takes: a plan just inside the limits at an extra cost of about (price move) x (excess),
+    for a fraction of a pricing round. Mixed prices make it no Lagrangian round (no bound,
+    no cut): priced=False. None when the round is not within `near` of every limit."""
+    act = np.flatnonzero(np.isfinite(rhs) & ((rnd.lam > 0) | (rnd.total_use > rhs)))
+    if act.size == 0:
+        return None
+    dev = (rnd.total_use[act] - rhs[act]) / np.maximum(np.abs(rhs[act]), 1e-12)
+    if np.any(np.abs(dev) > near) or not np.any(rnd.lam[act] > 0):
+        return None
+    weight = np.abs(rnd.use[act]) / np.maximum(np.abs(rnd.total_use[act]), 1e-300)[:, None]
+    load = weight.max(axis=0)  # each SKU's largest share of a limit's use
+    order = np.argsort(-load, kind="stable")
+    k = int(np.searchsorted(np.cumsum(load[order]) / max(load.sum(), 1e-300), share)) + 1
+    idx = np.sort(order[:k])
+    # the price move that would shift the subset's use (about `share` of the portfolio's
+    # response, from the smooth model) by twice the deviation
+    slope = np.abs(np.diag(ctx.response(rnd))[act]) * share
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = 2.0 * np.abs(dev) * np.abs(rhs[act]) / (slope * np.maximum(rnd.lam[act], 1e-300))
+    step = np.clip(np.where(np.isfinite(step), step, 0.05), 2e-3, 0.5)
+    lam = rnd.lam.copy()
+    lam[act] = np.where(dev > 0, lam[act] * (1 + step), lam[act] * (1 - step))
+    coef = ctx.priced(lam).take(idx)
+    guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
+    sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
+                                penalty_guess=guess)
+    z, r, notes = rnd.z.copy(), rnd.r.copy(), rnd.notes.copy()
+    z[idx], r[idx], notes[idx] = sol.order_quantity, sol.reorder_point, sol.notes
+    return _Round(lam, z, r, si.evaluate(ctx.base, ctx.ltd, z, r), ctx.usage(z, r), -math.inf,
+                  notes, priced=False)
+
+
 def _candidates(rounds, lam, incumbent, count: int = 6) -> list:
     """The rounds whose plans feed the integer repair: the incumbent (cheapest feasible
-    round) and the `count` rounds priced nearest `lam` (relative distance)."""
+    round) and the `count` rounds priced nearest `lam` (relative distance; a kept plan
+    carries zero prices, a partly priced round its subset's prices)."""
     scale_vec = np.where(np.abs(lam) > 0, np.abs(lam), 1.0)
-    near = sorted((r for r in rounds if r.priced),
-                  key=lambda r: float(np.linalg.norm((r.lam - lam) / scale_vec)))
+    near = sorted(rounds, key=lambda r: float(np.linalg.norm((r.lam - lam) / scale_vec)))
     return list({id(r): r for r in ([incumbent] if incumbent else []) + near[:count]}.values())
 
 
