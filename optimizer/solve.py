@@ -425,6 +425,11 @@ class Planner:
             with np.errstate(divide="ignore", invalid="ignore"):
                 logl = l2 * np.exp(tl * np.log(np.where(pos, l2 / l1, 1.0)))
             lin = np.where(pos, logl, lin)
+        # near a limit that stops (or starts) binding prices swing: no line through the
+        # last two optima says much there, so a guess beyond x2 of the last one is dropped
+        moving = l2 > 0
+        if np.any((lin[moving] > 2.0 * l2[moving]) | (lin[moving] < 0.5 * l2[moving])):
+            return None
         return lin
 
     def compatible(self, instance: Instance) -> bool:

@@ -396,42 +396,18 @@ def test_replan_past_a_slack_limit_reuses_the_kept_plan():
 
 def test_price_extrapolation_along_one_limit():
     # prices of a budget sweep follow a power of the budget: two optima (100, 4) and
-    # (200, 1) put the price at 400 on the same power law, 0.25; any second change, or a
-    # limit switched on or off, gives no guess
+    # (200, 2) put the price at 400 on the same power law, 1; any second change, a limit
+    # switched on or off, or a guess beyond x2 of the last price gives no guess
     from optimizer.solve import Planner
 
     pl = Planner(_smooth_stochastic(n=5))
     inf = np.inf
     pl._optima = [(np.array([100.0, 50.0, inf, inf]), np.array([4.0, 2.0, 0.0, 0.0])),
-                  (np.array([200.0, 50.0, inf, inf]), np.array([1.0, 3.0, 0.0, 0.0]))]
+                  (np.array([200.0, 50.0, inf, inf]), np.array([2.0, 3.0, 0.0, 0.0]))]
     guess = pl._extrapolated_prices(np.array([400.0, 50.0, inf, inf]))
-    assert guess[0] == pytest.approx(0.25)
+    assert guess[0] == pytest.approx(1.0)
     assert guess[1] == pytest.approx(3.0 * 1.5)
     assert pl._extrapolated_prices(np.array([400.0, 60.0, inf, inf])) is None
     assert pl._extrapolated_prices(np.array([400.0, inf, inf, inf])) is None
-
-
-def test_partial_round_mends_a_round_just_over_its_limit():
-    # a round 0.2% over the budget, mended by re-pricing the SKUs holding 30% of the use at
-    # a higher price: the exchange of the two is feasible and within 1e-3 of the round's own
-    # Lagrangian bound (the extra cost is about half the price move x the excess)
-    from optimizer.solve import (_Context, _Round, _cost_of, _exchange_repair, _gap,
-                                 _partial_round)
-
-    inst = _smooth_stochastic(n=200, seed=2)
-    ctx = _Context(inst, coupling_limits(inst))
-    rnd = ctx.price(np.array([0.5, 0.0, 0.0, 0.0]))
-    rhs = np.array([rnd.total_use[0] * (1 - 2e-3), np.inf, np.inf, np.inf])
-    extra = _partial_round(ctx, rnd, rhs)
-    assert isinstance(extra, _Round) and not extra.priced
-    assert extra.lagrangian(rhs) == -np.inf
-    assert extra.total_use[0] < rnd.total_use[0]
-    Z = np.stack([rnd.z, extra.z], axis=1)
-    R = np.stack([rnd.r, extra.r], axis=1)
-    pick = _exchange_repair(ctx, Z, R, rnd.lam, rhs)
-    assert pick is not None
-    rows = np.arange(inst.n)
-    assert ctx.usage(Z[rows, pick], R[rows, pick]).sum(axis=1)[0] <= rhs[0]
-    assert _gap(_cost_of(ctx, Z, R, pick), rnd.lagrangian(rhs)) <= 1e-3
-    far = np.array([rnd.total_use[0] * 0.9, np.inf, np.inf, np.inf])
-    assert _partial_round(ctx, rnd, far) is None  # only a round near its limits is mended
+    pl._optima[1] = (np.array([200.0, 50.0, inf, inf]), np.array([1.0, 3.0, 0.0, 0.0]))
+    assert pl._extrapolated_prices(np.array([400.0, 50.0, inf, inf])) is None  # 1 -> 0.25
