@@ -1,0 +1,193 @@
+"""Benchmark of the multi-period purchase plan (`optimizer plan`, issue 5).
+
+Usage:
+    python bench/bench_plan.py [--skus 500] [--periods 26] [--time-limit 60] [--gap 0.01]
+                               [--target-limit 300]
+                               [--large-skus 2000] [--large-periods 52] [--large-time-limit 120]
+                               [--skip-large] [--seed 1]
+
+Instance: `optimizer.generate.generate_instance` (n SKUs, 10 suppliers whose trucks are shared
+by their SKUs, MOQs and packs, weekly periods), started from the state the (R, Z) policy leaves
+after half a year of flat demand (`plan_start_state`: stock on hand and open orders). The
+limits are set from the LP relaxation of the plan without budget and warehouse (a near-optimal
+unconstrained plan): per-period budget = mean spend + 50% of (peak - mean) over the periods
+that can still order, warehouse = the least volume the floors and fixed stock need plus 60%
+of the way to the unconstrained peak. The run shows both bind: periods at the limit (slack 0)
+in the returned plan and the LP bound rising when each limit is added.
+
+Printed side by side, all on the same data:
+  1. strong (facility-location) formulation + (R, Z) MIP start + LP-guided restricted MIP,
+     up to --target-limit seconds: wall time to gap <= --gap (build, LP, heuristic, MIP
+     apart), objective, bound, gap;
+  2. LP relaxation of the strong and of the plain big-M formulation: value and solve time;
+  3. the plain formulation through the same pipeline at the same time limit;
+  4. the MIP start's effect: the strong model without the heuristic, with and without the
+     (R, Z) start (time, gap), and the start's cost against the best plan found;
+  5. --large-skus x --large-periods with --large-time-limit: the gap reached (plain model:
+     the strong one's O(T^2) layer is too big to build in that time).
+Every plan is re-checked with `check_plan` (balances, floors, limits, trucks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from formulations.lot_sizing import LotSizingData, build_lot_sizing  # noqa: E402
+from optimizer.generate import generate_instance, plan_start_state  # noqa: E402
+from optimizer.io import instance_from_frames  # noqa: E402
+from optimizer.plan import (build_plan_data, check_plan, controllable, lp_relaxation,  # noqa: E402
+                            rz_start, solve_plan_data)
+from optimizer.policy import single_item_policy  # noqa: E402
+
+
+def bench_data(n: int, T: int, seed: int, period_days: float = 7.0, strong: bool = True):
+    """(data with binding budget and warehouse, policy) for n SKUs x T periods; the limits
+    come from the LP plan of the strong (or, for large sizes, the plain) model without them."""
+    skus, sc = generate_instance(n, seed=seed, n_suppliers=10)
+    inst = instance_from_frames(skus, sc)
+    pol = single_item_policy(inst, "full")
+    on_hand, open_orders = plan_start_state(inst, period_days, seed=seed, policy=pol)
+    data, _ = build_plan_data(inst, T, period_days, on_hand=on_hand, open_orders=open_orders,
+                              policy=pol)
+    free = dataclasses.replace(data, budget=None, warehouse=None)
+    m = build_lot_sizing(free, strong=strong)
+    lp_relaxation(m)  # variables now hold the LP plan
+    x = np.zeros((data.n, T))
+    for (i, t), var in m.x.items():
+        x[i, t - 1] = var.value or 0.0
+    spend = data.unit_cost @ x
+    active = spend[: T - int(np.quantile(data.lead, 0.5))]  # periods most SKUs can still order
+    budget = float(active.mean() + 0.5 * (active.max() - active.mean()))
+    arrive = np.zeros_like(x)
+    for i in range(data.n):
+        L = data.lead[i]
+        arrive[i, L:] = x[i, : T - L]
+    from formulations.lot_sizing import base_net_stock
+
+    net = base_net_stock(data) + np.cumsum(arrive, axis=1)
+    space = data.unit_volume @ np.maximum(net, 0.0)
+    least = data.unit_volume @ np.where(controllable(data), data.floor[:, None],
+                                        np.maximum(base_net_stock(data), 0.0))
+    warehouse = float(least.max() + 0.6 * (space.max() - least.max()))
+    return dataclasses.replace(data, budget=budget, warehouse=warehouse), pol
+
+
+def binding_report(data: LotSizingData, res) -> str:
+    p = res.periods
+    if not len(p):
+        return f"no plan: {res.message}"
+    at_b = int((p["spend"] >= data.budget * (1 - 1e-4)).sum())
+    at_w = int((p["space"] >= data.warehouse * (1 - 1e-4)).sum())
+    d = res.deliveries
+    fill = float((d["load"] / (d["trucks"] * d["capacity"])).mean()) if len(d) else math.nan
+    return (f"budget {data.budget[0]:,.0f}/period: {at_b} period(s) at the limit, peak use "
+            f"{p['spend'].max() / data.budget[0]:.4f}; warehouse {data.warehouse:,.1f}: {at_w} "
+            f"period(s) at the limit, peak use {p['space'].max() / data.warehouse:.4f}; "
+            f"{int(p['trucks'].sum())} trucks, mean fill {fill:.3f}")
+
+
+def row(name, res, data) -> str:
+    bad = check_plan(data, res) if math.isfinite(res.objective) else []
+    assert not bad, bad[:3]
+    return (f"{name:<44} {res.status:<10} {res.solve_seconds:8.1f} s  obj {res.objective:14,.0f}"
+            f"  bound {res.bound:14,.0f}  gap {100 * res.gap:6.2f}%  (build {res.build_seconds:.1f}"
+            f", LP {res.lp_seconds:.1f}, heur {res.heuristic_seconds:.1f}, MIP "
+            f"{res.mip_seconds:.1f})")
+
+
+def run_main(n, T, seed, time_limit, gap, target_limit):
+    t0 = time.perf_counter()
+    data, pol = bench_data(n, T, seed)
+    start = rz_start(data, pol.order_quantity, pol.reorder_point)
+    print(f"\n== {n} SKUs x {T} weekly periods, 10 suppliers, seed {seed} "
+          f"(instance + limits {time.perf_counter() - t0:.1f} s) ==")
+    _, tcap, _, groups = data.trucks()
+    print(f"{len(groups)} truck groups, {int((data.moq > 0).sum())} SKUs with MOQ, "
+          f"{int((data.multiple > 0).sum())} with packs, lead times {data.lead.min()}-"
+          f"{data.lead.max()} periods")
+
+    strong = solve_plan_data(data, time_limit=target_limit, gap=gap, strong=True, start=start)
+    print(row(f"1. strong + start + LP-guided MIP ({target_limit:g} s)", strong, data))
+    print("   " + binding_report(data, strong))
+    print(f"   start (R,Z) {strong.start_objective and f'{strong.start_objective:,.0f}'}"
+          f"; LP-guided plan {strong.heuristic_objective and f'{strong.heuristic_objective:,.0f}'}")
+
+    scale = data.money_scale
+    best = strong.objective
+    lps = {}
+    for name, is_strong in (("strong", True), ("plain", False)):
+        m = build_lot_sizing(data, strong=is_strong)
+        for rows, without in (("all rows", ()), ("no budget/warehouse", ("budget", "warehouse"))):
+            v, sec = lp_relaxation(m, without=without)
+            lps[name, rows] = v * scale
+            print(f"2. LP bound {name:<6} {rows:<20} {v * scale:14,.0f}  {sec:6.1f} s  "
+                  f"({100 * (best - v * scale) / best:.2f}% below the best plan)")
+    for name, without in (("budget", ("budget",)), ("warehouse", ("warehouse",))):
+        m = build_lot_sizing(data, strong=True)
+        v, _ = lp_relaxation(m, without=without)
+        full = lps["strong", "all rows"]
+        print(f"   strong LP without the {name}: {v * scale:14,.0f} vs {full:,.0f} with it: "
+              f"{'binds' if full > v * scale * (1 + 1e-7) else 'does not bind'} in the LP")
+
+    plain = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=False, start=start)
+    print(row("3. plain + (R,Z) start + LP-guided MIP", plain, data))
+
+    warm = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=True, start=start,
+                           heuristic=False, lp_bound=False)
+    print(row("4a. strong, (R,Z) start, no heuristic", warm, data))
+    cold = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=True, start=None,
+                           heuristic=False, lp_bound=False)
+    print(row("4b. strong, no start, no heuristic", cold, data))
+    best = min(r.objective for r in (strong, plain, warm, cold) if math.isfinite(r.objective))
+    if strong.start_objective is not None:
+        print(f"   (R,Z) start {strong.start_objective:,.0f} = best plan {best:,.0f} + "
+              f"{100 * (strong.start_objective / best - 1):.2f}%")
+    else:
+        print("   (R,Z) start breaks a limit after repair: HiGHS gets no start")
+
+
+def run_large(n, T, seed, time_limit, gap):
+    t0 = time.perf_counter()
+    data, pol = bench_data(n, T, seed, strong=False)
+    start = rz_start(data, pol.order_quantity, pol.reorder_point)
+    print(f"\n== {n} SKUs x {T} weekly periods, time limit {time_limit:g} s "
+          f"(instance + limits {time.perf_counter() - t0:.1f} s) ==")
+    # the strong model's facility-location layer is O(T^2) per SKU: ~2.2 million variables at
+    # 2,000 x 52, beyond a 120 s budget for Pyomo alone; the plain model goes through the
+    # same pipeline (LP, LP-guided MIP, full MIP)
+    res = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=False, start=start)
+    print(row("plain + start + LP-guided MIP", res, data))
+    print("   " + binding_report(data, res))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skus", type=int, default=500)
+    ap.add_argument("--periods", type=int, default=26)
+    ap.add_argument("--time-limit", type=float, default=60.0,
+                    help="seconds for the comparison runs 3 and 4")
+    ap.add_argument("--target-limit", type=float, default=300.0,
+                    help="seconds for run 1, which measures the time to --gap")
+    ap.add_argument("--gap", type=float, default=0.01)
+    ap.add_argument("--large-skus", type=int, default=2000)
+    ap.add_argument("--large-periods", type=int, default=52)
+    ap.add_argument("--large-time-limit", type=float, default=120.0)
+    ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    run_main(a.skus, a.periods, a.seed, a.time_limit, a.gap, a.target_limit)
+    if not a.skip_large:
+        run_large(a.large_skus, a.large_periods, a.seed, a.large_time_limit, a.gap)
+
+
+if __name__ == "__main__":
+    main()
