@@ -482,12 +482,14 @@ def _restore(saved: list) -> None:
 
 
 def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs",
-                  values: bool = False, without: tuple = ()):
+                  values: bool = False, without: tuple = (), time_limit=None):
     """(value, seconds) of the LP relaxation of `model` (money / scale as in the model; NaN
-    when the LP is infeasible); with `values=True` also {index: LP value} of `model.y`.
+    when the LP is infeasible); with `values=True` also {index: LP value} of `model.y` and
+    the termination (optimal | infeasible | time_limit | ...).
     `without` names constraint families left out (e.g. ("budget", "warehouse")): a
     relaxation of the relaxation, so still a valid lower bound. The model's integer domains
-    and constraints are restored afterwards; its variable values are the LP's."""
+    and constraints are restored afterwards; its variable values are the LP's. An LP stopped
+    by `time_limit` (seconds) counts as unsolved (NaN, no values)."""
     t0 = time.perf_counter()
     saved = _relax(model)
     dropped = [getattr(model, name) for name in without
@@ -495,15 +497,15 @@ def lp_relaxation(model: pyo.ConcreteModel, solver: str = "appsi_highs",
     for con in dropped:
         con.deactivate()
     try:
-        out = solve_model(model, solver=solver)
+        out = solve_model(model, solver=solver, time_limit=time_limit)
     finally:
         _restore(saved)
         for con in dropped:
             con.activate()
     val = out.objective if out.termination == "optimal" else math.nan
     if values:
-        ys = {k: (v.value or 0.0) for k, v in model.y.items()} if out.solution != "none" else {}
-        return val, time.perf_counter() - t0, ys
+        ys = {k: (v.value or 0.0) for k, v in model.y.items()} if math.isfinite(val) else {}
+        return val, time.perf_counter() - t0, ys, out.termination
     return val, time.perf_counter() - t0
 
 
@@ -636,9 +638,12 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     scale = data.money_scale
     lp_val, lp_sec, y_lp = math.nan, 0.0, {}
     if lp_bound or heuristic:
-        lp_val, lp_sec, y_lp = lp_relaxation(
-            model, solver, values=True, without=() if lp_coupling else ("budget", "warehouse"))
-        if not math.isfinite(lp_val) and heuristic:
+        lp_val, lp_sec, y_lp, lp_term = lp_relaxation(
+            model, solver, values=True, without=() if lp_coupling else ("budget", "warehouse"),
+            time_limit=None if time_limit is None else remaining() / 2)
+        if lp_term == "time_limit":
+            notes.append("LP relaxation not solved within half the time left: no LP bound")
+        elif lp_term == "infeasible":
             msg = ("infeasible: the LP relaxation has no solution: budget, warehouse and floors "
                    "together leave no plan (try relaxing one)")
             return _empty_result("infeasible", data, msg, start_obj, math.nan,
@@ -680,7 +685,10 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
             status = "time_limit" if out.termination == "time_limit" else "error"
             res = _empty_result(status, data, f"no plan found ({out.message})", start_obj,
                                 lp_money, time.perf_counter() - t0)
-            res.bound = out.bound * scale
+            res.bound = float(np.nanmax([out.bound * scale, lp_money])) if math.isfinite(
+                out.bound) or math.isfinite(lp_money) else math.nan
+            res.build_seconds, res.lp_seconds = build_seconds, lp_sec
+            res.heuristic_seconds, res.mip_seconds = heur_sec, out.seconds
             return res
         x = _orders(model, data)
         res = result_from_orders(data, x)
