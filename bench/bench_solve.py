@@ -3,7 +3,9 @@
 For each size (synthetic instances from `optimizer generate`, budget, warehouse, trucks and
 MOQs binding) it runs, each in its own process so peak memory is its own:
 
-- ours: the decomposition (`optimizer.solve.solve`): wall time, rounds, gap, peak RSS;
+- ours: the decomposition (`optimizer.solve.solve`): wall time, rounds, gap, peak RSS of
+  the solving process and, beside it, the largest summed RSS of its two pricing workers
+  (pages shared with the parent after the fork are counted in both);
 - grid: one Pyomo/HiGHS MIP choosing one of 30 candidate policies per SKU (15 quantities
   around the EOQ, snapped to MOQ and packs, x 2 reorder points), every limit as one row:
   Pyomo build time, HiGHS time, its plan's exact cost.
@@ -30,6 +32,43 @@ def _peak_rss_mib() -> float:
     return float("nan")
 
 
+class _ChildrenRss:
+    """Largest summed RSS of this process's child processes (the pricing workers), polled
+    every 0.2 s on a thread while the solve runs (the workers exit with the solver)."""
+
+    def __init__(self):
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        import os
+
+        me = str(os.getpid())
+        while not self._stop.wait(0.2):
+            total = 0.0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[1] != me:
+                            continue
+                    with open(f"/proc/{pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                total += int(line.split()[1]) / 1024.0
+                except (OSError, IndexError):
+                    continue
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def _instance(n, seed):
     from optimizer.generate import generate_instance
     from optimizer.io import instance_from_frames
@@ -42,12 +81,13 @@ def run_ours(n, seed, q):
     inst = _instance(n, seed)
     from optimizer.solve import solve
 
+    watch = _ChildrenRss()
     t = time.perf_counter()
     res = solve(inst, gap=1e-3)
     q.put({"seconds": time.perf_counter() - t, "status": res.status, "objective": res.objective,
            "bound": res.bound, "gap": res.gap, "iterations": res.iterations,
            "binding": [c.name for c in res.constraints if c.binding],
-           "peak_mib": _peak_rss_mib()})
+           "peak_mib": _peak_rss_mib(), "workers_peak_mib": watch.stop()})
 
 
 def run_grid(n, seed, time_limit, q):
@@ -129,7 +169,7 @@ def main():
     ap.add_argument("--grid-time-limit", type=float, default=600.0)
     ap.add_argument("--no-grid", action="store_true")
     args = ap.parse_args()
-    print(f"{'SKUs':>8} {'ours s':>8} {'rounds':>6} {'gap':>9} {'peak MiB':>9} | "
+    print(f"{'SKUs':>8} {'ours s':>8} {'rounds':>6} {'gap':>9} {'peak MiB':>9} {'+workers':>8} | "
           f"{'grid build s':>12} {'grid HiGHS s':>12} {'grid status':>11} | "
           f"{'time grid/ours':>14} {'cost grid/ours':>14}")
     rows = []
@@ -144,7 +184,7 @@ def main():
             if grid["objective"] is not None and ours["objective"]:
                 c_ratio = grid["objective"] / ours["objective"]
         print(f"{n:>8} {ours['seconds']:>8.2f} {ours['iterations']:>6} {ours['gap']:>9.2e} "
-              f"{ours['peak_mib']:>9.0f} | "
+              f"{ours['peak_mib']:>9.0f} {ours['workers_peak_mib']:>8.0f} | "
               + (f"{grid['build_seconds']:>12.2f} {grid['solve_seconds']:>12.2f} "
                  f"{grid['termination']:>11} | " if grid else f"{'-':>12} {'-':>12} {'-':>11} | ")
               + f"{t_ratio:>14.2f} {c_ratio:>14.6f}", flush=True)
