@@ -59,9 +59,11 @@ class InstanceError(ValueError):
         self.issues = list(issues)
         super().__init__(str(self))
 
+    where = "the instance"  # what the message says the problems are in
+
     def __str__(self) -> str:
         shown = self.issues[:MAX_MESSAGES]
-        lines = [f"{len(self.issues)} problem(s) in the instance:"]
+        lines = [f"{len(self.issues)} problem(s) in {self.where}:"]
         lines += [f"  {i}" for i in shown]
         if len(self.issues) > len(shown):
             lines.append(f"  ... and {len(self.issues) - len(shown)} more")
@@ -512,16 +514,8 @@ class TableError(InstanceError):
     """A plan input table (forecast, open orders, period budgets) has problems."""
 
     def __init__(self, name: str, issues: list[Issue]):
-        self.name = name
+        self.name = self.where = name
         super().__init__(issues)
-
-    def __str__(self) -> str:
-        shown = self.issues[:MAX_MESSAGES]
-        lines = [f"{len(self.issues)} problem(s) in {self.name}:"]
-        lines += [f"  {i}" for i in shown]
-        if len(self.issues) > len(shown):
-            lines.append(f"  ... and {len(self.issues) - len(shown)} more")
-        return "\n".join(lines)
 
 
 def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bool = False,
