@@ -31,6 +31,14 @@ class SolverOutcome:
     message: str = ""
 
 
+def watchdog_delay(time_limit: float) -> float:
+    """Seconds after which a solve with `time_limit` is cancelled from outside: HiGHS
+    checks its own limit between phases, and a large MIP was seen to stay in root cut
+    separation for minutes past it. Half the limit again plus 10 s leaves HiGHS every
+    chance to stop by itself first."""
+    return 1.5 * float(time_limit) + 10.0
+
+
 def _appsi(time_limit, mip_gap, warmstart):
     from pyomo.contrib.appsi.solvers import Highs
 
@@ -65,12 +73,35 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
             opt.config.warmstart = bool(warmstart)
         from pyomo.contrib.appsi.base import TerminationCondition as TC
 
-        res = opt.solve(model)
+        fired = []
+        timer = None
+        if time_limit is not None:
+            import threading
+
+            def cancel():
+                highs = getattr(opt, "_solver_model", None)
+                if highs is not None:
+                    fired.append(True)
+                    highs.cancelSolve()  # HiGHS runs without the GIL: this lands at once
+
+            timer = threading.Timer(watchdog_delay(time_limit), cancel)
+            timer.daemon = True
+            timer.start()
+        try:
+            res = opt.solve(model)
+        finally:
+            if timer is not None:
+                timer.cancel()
         seconds = time.perf_counter() - start
         tc = res.termination_condition
         term = {TC.optimal: "optimal", TC.infeasible: "infeasible",
                 TC.maxTimeLimit: "time_limit", TC.unbounded: "unbounded",
                 TC.infeasibleOrUnbounded: "infeasible"}.get(tc, "error")
+        note = str(tc)
+        if fired and term == "error":
+            term = "time_limit"
+            note = (f"HiGHS cancelled {watchdog_delay(time_limit):.0f} s in, well past its "
+                    f"{time_limit:g} s limit; its incumbent is not recovered")
         obj = res.best_feasible_objective
         has = obj is not None and math.isfinite(obj)
         if has:
@@ -84,7 +115,7 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
             solution="optimal" if term == "optimal" else ("feasible" if has else "none"),
             objective=float(obj) if has else math.nan,
             bound=float(bound) if bound is not None and math.isfinite(bound) else math.nan,
-            seconds=seconds, duals=duals, message=str(tc))
+            seconds=seconds, duals=duals, message=note)
     # any other Pyomo solver by name (no MIP start, no persistence)
     opt = pyo.SolverFactory(solver)
     if opt is None or not opt.available(exception_flag=False):
