@@ -551,13 +551,8 @@ class Planner:
                                          progress=progress)
             best = max(rounds, key=lambda r: r.lagrangian(rhs))
         for _ in range(max_rounds):
-            incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
-                            default=math.inf)
-            if _gap(incumbent, best.lagrangian(rhs)) <= gap:
-                break  # a plan within the gap of the bound is already in the pool
-            if len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs),
-                                        best.lagrangian(rhs)) <= gap:
-                break  # the integer repair of the pool's plans is within the gap
+            if _within_gap(ctx, rounds, best, rhs, gap):
+                break  # the pool (a round, or the exchange mix) holds a plan within the gap
             if time.perf_counter() > deadline:
                 status_time = True
                 break
@@ -703,13 +698,9 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
                 hi_s = mid
             else:
                 lo_s = mid
-    incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
+    incumbent, cands, Z, R, notes = _pool(rounds, best.lam, rhs)
     if incumbent is not None and _gap(incumbent.total_cost, bound) <= gap and not write_model:
         return incumbent.z, incumbent.r, incumbent.notes  # already proven within the gap
-    cands = _candidates(rounds, best.lam, incumbent)
-    Z = np.stack([c.z for c in cands], axis=1)
-    R = np.stack([c.r for c in cands], axis=1)
-    notes = np.stack([c.notes for c in cands], axis=1)
     start = np.full(ctx.n, cands.index(incumbent)) if incumbent is not None else None
     plan = (incumbent.z, incumbent.r, incumbent.notes) if incumbent is not None else None
     plan_cost = incumbent.total_cost if incumbent is not None else math.inf
@@ -788,25 +779,22 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
     rnd = start
     spent = 0
 
-    def best_lam():
-        return max(rounds, key=lambda r: r.lagrangian(rhs)).lam
+    def best_round():
+        return max(rounds, key=lambda r: r.lagrangian(rhs))
+
     for _ in range(max_iter):
-        bound = max(r.lagrangian(rhs) for r in rounds)
-        incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
-                        default=math.inf)
-        if _gap(incumbent, bound) <= gap or time.perf_counter() > deadline:
-            break
+        if time.perf_counter() > deadline or _within_gap(ctx, rounds, best_round(), rhs, gap):
+            break  # the pool (a round, or the exchange mix) holds a plan within the gap
+        bound = best_round().lagrangian(rhs)
         lam, use = rnd.lam, rnd.total_use
         on = act & ((lam > 0) | (use > rhs))
         if not on.any():
             break
-        if len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
-            break  # the integer repair of the pool's plans is already within the gap
         if rnd.priced:
             extra = _partial_round(ctx, rnd, rhs)
             if extra is not None:
                 rounds.append(extra)
-                if _gap(_mixed_cost(ctx, rounds, best_lam(), rhs), bound) <= gap:
+                if _within_gap(ctx, rounds, best_round(), rhs, gap):
                     break  # the round, mended on a subset of SKUs, is within the gap
         target = aim(rnd)
         jac = scale[:, None] * ctx.response(rnd) / norm[:, None]
@@ -1005,16 +993,22 @@ def _candidates(rounds, lam, incumbent, count: int = 6) -> list:
     return list({id(r): r for r in ([incumbent] if incumbent else []) + near[:count]}.values())
 
 
-def _mixed_cost(ctx, rounds, lam, rhs) -> float:
-    """Cost of the exchange-repaired mix of the candidate rounds near `lam` (inf when the
-    repair finds no feasible mix): what `_primal` will at least reach from this pool."""
+def _pool(rounds, lam, rhs):
+    """The incumbent (cheapest feasible round, or None), the candidate rounds near `lam`
+    and their policies stacked per SKU: Z, R, notes of shape (n, candidates)."""
     feasible = [r for r in rounds if _feasible(r.total_use, rhs)]
     incumbent = min(feasible, key=lambda r: r.total_cost) if feasible else None
     cands = _candidates(rounds, lam, incumbent)
+    stack = [np.stack([getattr(c, f) for c in cands], axis=1) for f in ("z", "r", "notes")]
+    return incumbent, cands, *stack
+
+
+def _mixed_cost(ctx, rounds, lam, rhs) -> float:
+    """Cost of the exchange-repaired mix of the candidate rounds near `lam` (inf when the
+    repair finds no feasible mix): what `_primal` will at least reach from this pool."""
+    _, cands, Z, R, _ = _pool(rounds, lam, rhs)
     if len(cands) < 2:
         return math.inf
-    Z = np.stack([c.z for c in cands], axis=1)
-    R = np.stack([c.r for c in cands], axis=1)
     pick = _exchange_repair(ctx, Z, R, lam, rhs)
     return math.inf if pick is None else _cost_of(ctx, Z, R, pick)
 
