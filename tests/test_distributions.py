@@ -107,3 +107,43 @@ def test_deterministic_and_broadcast_shapes():
     assert list(loss[1]) == [0.0, 0.0, 0.0]
     assert loss[2] == pytest.approx([d.loss(np.array([0, 0, x]))[2] for x in R[2]])
     assert d.isf(np.array([0.2, 0.2, 0.2]))[0] == 20.0
+
+
+def test_gamma_tails_and_inverse_match_scipy_down_to_tiny_shapes():
+    """The gamma tail (taken one shape up), its inverse (our Newton) and the loss agree with
+    scipy's gammaincc / gammainccinv / numeric integration, shapes 0.005 to 2000 (CV 14 to
+    0.02: high-CV demand gives shapes far below 1) and tail probabilities 1e-12 to 0.999."""
+    from scipy import special
+
+    from optimizer.distributions import _gamma_lower, _gamma_upper, _gamma_upper_inverse
+
+    rng = np.random.default_rng(7)
+    k = np.exp(rng.uniform(np.log(0.005), np.log(2000.0), 20_000))
+    q = np.exp(rng.uniform(np.log(1e-12), np.log(0.999), k.size))
+    x = _gamma_upper_inverse(k, q)
+    ref = special.gammainccinv(k, q)
+    assert np.all(np.isfinite(x)) and np.all(x >= 0)
+    # a root below the smallest double (shape 0.005, q = 0.99: x ~ 1e-900) is 0 in both
+    assert np.array_equal(x <= 1e-300, ref <= 1e-300)
+    ok = ref > 1e-300
+    assert np.max(np.abs(x[ok] - ref[ok]) / ref[ok]) < 5e-11
+    assert np.max(np.abs(_gamma_upper(k[ok], x[ok]) - q[ok]) / q[ok]) < 1e-9
+    assert np.max(np.abs(_gamma_upper(k, x) - special.gammaincc(k, x))) < 1e-13
+    assert np.max(np.abs(_gamma_lower(k, x) - special.gammainc(k, x))) < 1e-13
+    # edges: q = 1 is the lower end 0, q = 0 the upper end
+    assert list(_gamma_upper_inverse(np.array([0.3, 3.0]), np.array([1.0, 0.0]))) == [0.0, np.inf]
+    # the loss at a few tiny-shape points against integration
+    for m, s, r in [(2.0, 20.0, 0.5), (2.0, 20.0, 40.0), (10.0, 30.0, 3.0)]:
+        d = LeadTimeDemand.build([GAMMA], [m], [s])
+        assert d.loss(np.array([r]))[0] == pytest.approx(numeric_loss(GAMMA, m, s, r), rel=1e-6)
+
+
+def test_poisson_isf_exact_in_far_tails():
+    """The Poisson quantile meets its definition exactly where 1 - q rounds (q ~ 1e-12)."""
+    from scipy import special
+
+    m = np.array([0.01, 3.0, 250.0, 2588.66, 2588.66])
+    q = np.array([1e-12, 1e-12, 1e-9, 1.7219075271636315e-12, 0.5])
+    r = LeadTimeDemand.build([POISSON] * 5, m, [0.0] * 5).isf(q)
+    assert np.all(special.pdtrc(r, m) <= q)
+    assert np.all((r == 0) | (special.pdtrc(r - 1, m) > q))
