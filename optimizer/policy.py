@@ -208,8 +208,8 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
-                       tol: float = 1e-3, max_iter: int = 25, penalty_guess=None
-                       ) -> tuple[si.SingleItemSolution, np.ndarray]:
+                       tol: float = 1e-3, max_iter: int = 25, penalty_guess=None,
+                       bound_tol: float = 1e-5) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
     The target b(R) <= (1 - beta) Z is priced: for a shortage price P the optimum's fill
@@ -281,16 +281,27 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         hi = np.where(short, hi * 4.0, hi)
         rows = np.flatnonzero(short)
         f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
-    # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi)
+    # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi); a SKU
+    # whose same end is kept three times running (its fill rate jumps at a pack, vehicle
+    # or Poisson step, where no secant lands) bisects instead
     xl, xh = np.log(lo), np.log(hi)
+    excess = f_hi.copy()  # the fill excess at hi (f_hi itself is reweighted by Illinois)
     side = np.zeros(idx.size)
+    run = np.zeros(idx.size)
     for _ in range(max_iter):
-        open_ = (xh - xl > np.log1p(tol)) & (f_hi > 1e-6)
-        if not open_.any():
+        # Stop a SKU when its price is pinned (relative tol) or when the rest of the search
+        # cannot move its bound: the dual value is concave in P with slope -D x (x the
+        # fill excess) at hi, so it can rise by at most D x (P_hi - P_lo) from here.
+        gain = sub.demand * np.maximum(excess, 0.0) * (np.exp(xh) - np.exp(xl))
+        open_ = (xh - xl > np.log1p(tol)) & (excess > 1e-6) & (gain > bound_tol * keep["f"])
+        # ... and stop the search once all the open SKUs together could move the summed
+        # bound by less than bound_tol of the summed cost: a handful of SKUs whose fill
+        # rate jumps would otherwise cost a dozen more rounds of the whole machinery
+        if not open_.any() or gain[open_].sum() <= bound_tol * np.abs(keep["f"]).sum():
             break
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(f_hi != f_lo, xh - f_hi * (xh - xl) / (f_hi - f_lo), 0.5 * (xl + xh))
-        x = np.where(np.isfinite(x) & (x > xl) & (x < xh), x, 0.5 * (xl + xh))
+        x = np.where(np.isfinite(x) & (x > xl) & (x < xh) & (run < 3), x, 0.5 * (xl + xh))
         x = np.where(open_, x, xh)
         rows = np.flatnonzero(open_)
         f = np.zeros(idx.size)
@@ -302,9 +313,13 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         f_hi = np.where(down & (side == -1), 0.5 * f_hi, f_hi)  # (only steers the secant)
         xh = np.where(up, x, xh)
         f_hi = np.where(up, f, f_hi)
+        excess = np.where(up, f, excess)
         xl = np.where(down, x, xl)
         f_lo = np.where(down, f, f_lo)
-        side = np.where(up, 1, np.where(down, -1, side))
+        new_side = np.where(up, 1, np.where(down, -1, side))
+        run = np.where(open_ & (new_side == side), run + 1, np.where(open_, 1, run))
+        run = np.where(run >= 4, 0, run)  # after a bisection, back to the secant
+        side = new_side
     hi = np.exp(xh)  # the feasible side of the bracket; its solution is in `keep`
     oz[idx], orr[idx], on[idx] = keep["z"], keep["r"], keep["n"]
     of[idx] = keep["f"]
