@@ -78,7 +78,7 @@ Random numbers: daily demand comes from one SFC64 stream per (seed, replication,
 workers' parts end on unit boundaries, so results depend on the seed only, never on the
 number of workers. Internally SKUs are sorted by sampler so each fills a contiguous column range
 (results come back in the instance's order). Gamma draws with shape < 1 use Ahrens and
-Dieter's GS algorithm in float32 and skip the values below 1e-13 of the scale (see
+Dieter's GS algorithm, its first branch on whole day x SKU grids in float32 (see
 `_gamma_block`). Lead-time noise is a counter-based hash of (seed, replication, SKU
 position, day), so `simulate_reference` -- a plain per-SKU Python loop kept as the
 readable specification and the benchmark baseline -- reproduces the same lead times and,
@@ -348,24 +348,38 @@ def _lead_days(p: _Params, keys, sku_pos, day) -> np.ndarray:
     """Whole-day lead times of the orders placed on `day` (one day, or one per order) by
     SKUs at `sku_pos` with hash keys `keys` (`_order_keys`): three 21-bit uniforms from one
     64-bit hash of (key, day) drive the normal deviate, the late/on-time draw and the
-    stochastic rounding."""
+    stochastic rounding. (A 21-bit uniform keeps the deviate within +-5.03, inside the
+    +-LEAD_SD_CUT truncation.)"""
     with np.errstate(over="ignore"):
         h = _mix(keys ^ (np.asarray(day).astype(np.uint64) * _KEY_DAY))
     scale = 1.0 / 2097152.0
-    u_sd = ((h & _BITS21).astype(np.float64) + 0.5) * scale
-    u_late = (((h >> np.uint64(21)) & _BITS21).astype(np.float64) + 0.5) * scale
-    u_round = (((h >> np.uint64(42)) & _BITS21).astype(np.float64) + 0.5) * scale
+
+    def uniform(shift):
+        u = ((h >> np.uint64(shift)) & _BITS21).astype(np.float64)
+        u += 0.5
+        u *= scale
+        return u
+
     lead = p.lead[sku_pos]
-    x = lead + p.lead_sd[sku_pos] * np.clip(special.ndtri(u_sd), -LEAD_SD_CUT, LEAD_SD_CUT)
+    x = special.ndtri(uniform(0))
+    x *= p.lead_sd[sku_pos]
+    x += lead
     np.maximum(x, 0.0, out=x)
-    x += np.where(u_late > p.on_time[sku_pos], lead, 0.0)
-    return np.minimum(np.floor(x + u_round), p.ring - 1).astype(np.int64)
+    np.add(x, lead, out=x, where=uniform(21) > p.on_time[sku_pos])  # late: one more lead time
+    x += uniform(42)
+    np.floor(x, out=x)
+    np.minimum(x, p.ring - 1, out=x)
+    return x.astype(np.int64)
 
 
 def _vehicle_loads(q, units):
+    """Vehicles per order: ceil(q / units per vehicle), at least 1; 0 without a vehicle
+    limit (units = inf: q / inf = 0 gives -0, raised to 0 by the floor of 0)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        n = np.where(np.isfinite(units), np.ceil(q / units - 1e-9), 0.0)
-    return np.maximum(n, np.where(np.isfinite(units), 1.0, 0.0))
+        n = q / units
+    n -= 1e-9
+    np.ceil(n, out=n)
+    return np.maximum(n, np.isfinite(units), out=n)
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,17 +387,20 @@ def _vehicle_loads(q, units):
 
 
 UNIT_SKUS = 1024  # fewest SKUs per random-number stream (one stream per replication and unit)
-UNITS_PER_REPLICATION = 8  # ... and at most this many streams per replication
+UNITS_PER_REPLICATION = 2  # ... and at most this many streams per replication, unless
+UNIT_MAX_SKUS = 8192  # a unit would be wider than this
 
 
 def _unit_width(n: int) -> int:
-    """SKUs per random-number unit: wide enough to amortise the per-call overhead of numpy,
-    narrow enough (8 units per replication) to share the columns evenly between workers.
-    Depends on n only, never on the number of workers."""
-    return max(UNIT_SKUS, -(-n // UNITS_PER_REPLICATION))
+    """SKUs per random-number unit: wide enough to amortise the per-call overhead of numpy
+    (a demand draw per unit and block costs some 50 numpy calls), narrow enough to share
+    the columns between two workers (2 units per replication) and to keep a unit's day x
+    column grids in cache (at most UNIT_MAX_SKUS). Depends on n only, never on the number
+    of workers."""
+    return max(UNIT_SKUS, min(-(-n // UNITS_PER_REPLICATION), UNIT_MAX_SKUS))
 
 
-_GAMMA_CUT = 30.0  # exp(-30) = 9e-14: below this factor a small-shape gamma draw is set to 0
+_GS_SURE = 2.0 ** -24  # below this X the GS acceptance test cannot fail in float32 (see _gamma_block)
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
 
@@ -434,74 +451,41 @@ _F32 = np.float32
 _TWO32 = 2.0 ** 32
 
 
-def _gamma_gs(rng, j: np.ndarray, k: np.ndarray, log_b: np.ndarray) -> np.ndarray:
-    """Gamma(k) draws (scale 1, 0 < k < 1) by Ahrens and Dieter's algorithm GS (Computing 12
-    (1974) 223-246; Devroye 1986, IX.6), one per entry, float32, starting from the uniforms
-    U = (j + 1/2) / 2^32 given by 32-bit integers j; `log_b` = log(1 + k/e) per entry.
-
-    With b = 1 + k/e and P = b U: if P <= 1, X = P^(1/k), accepted when a second uniform
-    V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1). Acceptance is
-    about 1 - 0.94 k; the few rejected entries are redrawn whole by numpy's own gamma
-    sampler (one call instead of a loop of ever smaller rounds). U and V come from 32-bit
-    integers like j. The first branch runs in float32 as X = exp((log U + log b) / k), with
-    log b computed in float64: the power 1/k amplifies relative errors of P, and this way
-    only the rounding of U to float32 (to nearest, so unbiased) reaches X, not a fixed
-    rounding of b. The rare second branch runs in float64."""
-    u = j.astype(_F32)
-    u += _F32(0.5)  # exact below 2^24; above, the rounding is already finer than 2^-24 U
-    u *= _F32(1.0 / _TWO32)
-    x = np.log(u)
-    x += log_b  # log P
-    above = x > _F32(0.0)  # P > 1: the rare exponential-tail branch
-    x /= k
-    np.exp(x, out=x)  # P^(1/k)
-    jv = rng.bit_generator.random_raw((j.size + 1) // 2).view(np.uint32)[:j.size]
-    v = jv.astype(_F32)
-    v *= _F32(1.0 / _TWO32)
-    ok = v <= np.exp(-x)
-    rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
-    if not rare.size:
-        return x
-    hi = rare[above[rare]]
-    if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
-        kh = k[hi].astype(float)
-        one_minus_u = (_TWO32 - 0.5 - j[hi]) / _TWO32
-        xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
-        x[hi] = xh
-        ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
-    bad = rare[~ok[rare]]
-    if bad.size:
-        # a rejected entry starts afresh: a few per thousand, drawn by numpy's exact sampler
-        x[bad] = rng.standard_gamma(k[bad].astype(float))
-    return x
-
-
 def _small_gamma_consts(shape, scale):
-    """Per-column constants of `_gamma_block` for shapes k < 1: k, theta and log b,
-    b = 1 + k/e (float32), and the cut exp(-30 k) / b on U as a 32-bit integer threshold."""
-    log_b = np.log1p(shape / math.e)
-    cut = np.exp(-_GAMMA_CUT * shape - log_b)
-    cut32 = np.minimum(np.floor(cut * _TWO32), _TWO32 - 1).astype(np.uint32)
-    return shape.astype(_F32), scale.astype(_F32), cut32, log_b.astype(_F32)
+    """Per-column constants of `_gamma_block` for shapes k < 1 (float32 rows): k, theta
+    and log b, b = 1 + k/e."""
+    shape = np.asarray(shape, dtype=float)
+    scale = np.asarray(scale, dtype=float)
+    return (shape.astype(_F32), scale.astype(_F32),
+            np.log1p(shape / math.e).astype(_F32))
 
 
 def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     """(days, n) gamma draws with per-column shape k and scale theta (into `out` if given).
 
     Shapes >= 1: `_gamma_ge1`. Shapes k < 1 (most daily demands: k = 1 / (days_per_year
-    CV^2)): algorithm GS (`_gamma_gs`), whose first branch is X = (b U)^(1/k). Where that
-    is <= e^-30, i.e. U <= exp(-30 k) / b, X is set to 0 without the acceptance test (it
-    would accept with probability e^-X > 1 - 1e-13): that moves the mean by a relative
-    k e^-30 < 1e-13, and all such draws are below 1e-13 theta anyway. For the usual k of
-    0.003..0.1 this leaves one 32-bit random integer per cell (raw generator output, half
-    the cost of a float uniform) and finishes GS only for 10..90% of the cells.
+    CV^2)): Ahrens and Dieter's algorithm GS (Computing 12 (1974) 223-246; Devroye 1986,
+    IX.6). With b = 1 + k/e and P = b U, U uniform: if P <= 1, X = P^(1/k), accepted when a
+    second uniform V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1).
+    Acceptance is about 1 - 0.94 k; a rejected cell is redrawn whole by numpy's own gamma
+    sampler (one call for the few of them instead of a loop of ever smaller rounds).
 
-    GS runs in float32 (half the memory traffic, twice the SIMD width): a draw then differs
-    from the float64 draw for the same U by a relative ~6e-8 / k (rounding of U to float32,
-    amplified by the power 1/k), at most ~3e-5 at the smallest daily shapes (k ~ 0.003),
-    random in sign (systematic part below 1e-6), far below any Monte-Carlo error of the
-    measures. `consts`:
-    `_small_gamma_consts` of the columns when all shapes are < 1 (precomputed by the caller)."""
+    The first branch runs on every cell at once, in float32, as X = exp((log(U) + log(b)) / k)
+    with U = (j + 1/2) / 2^32 from a 32-bit random integer j (raw generator output, half
+    the cost of a float uniform): whole-array operations with row constants, no per-cell
+    gathers, and no cut: tiny draws keep their value (they underflow to 0 only below
+    1e-45). The acceptance test needs V only where X > 2^-24: below that e^-X rounds to 1
+    in float32 and a float32 V <= 1 always passes (the test ignores a rejection probability
+    below 6e-8, as a float32 test does anyway). Those cells (about 17 k of them) draw V;
+    the cells with P > 1 (about k/e of them) get the second branch in float64.
+
+    Accuracy: only the rounding of U to float32 (to nearest, so unbiased) and of the
+    exponent reach X; a draw differs from the float64 draw for the same U by a relative
+    ~6e-8 / k (the power 1/k amplifies the rounding of U), at most ~3e-5 at the smallest
+    daily shapes (k ~ 0.003), random in sign (log b is rounded to float32 from float64,
+    a fixed relative error below 1e-7 of P). All far below any Monte-Carlo error of the
+    measures. `consts`: `_small_gamma_consts` of the columns when all shapes are < 1
+    (precomputed by the caller)."""
     shape = np.asarray(shape, dtype=float)
     scale = np.asarray(scale, dtype=float)
     n = shape.size
@@ -521,19 +505,44 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     w = cols.size
     if consts is None or w != n:
         consts = _small_gamma_consts(shape[cols], scale[cols])
-    k_col, theta_col, cut_col, log_b_col = consts
+    k_col, theta_col, log_b_col = consts
     cells = days * w
     j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
-    hit = np.flatnonzero(j.reshape(days, w) > cut_col)
-    col = _column(hit, w)
-    x = _gamma_gs(rng, j[hit], k_col[col], log_b_col[col])
-    x *= theta_col[col]
-    flat = np.zeros(cells, dtype=_F32)
-    flat[hit] = x
+    x = j.astype(_F32).reshape(days, w)
+    x += _F32(0.5)
+    x *= _F32(1.0 / _TWO32)  # U, exact up to the rounding to float32
+    np.log(x, out=x)
+    x += log_b_col  # log P
+    x /= k_col
+    np.exp(x, out=x)  # X of the first branch, every cell
+    # cells whose acceptance test can fail, or that belong to the second branch (X > 1)
+    xf = x.reshape(-1)
+    test = np.flatnonzero(xf > _F32(_GS_SURE))
+    xt = xf[test]
+    jv = rng.bit_generator.random_raw((test.size + 1) // 2).view(np.uint32)[:test.size]
+    v = jv.astype(_F32)
+    v *= _F32(1.0 / _TWO32)
+    e = np.negative(xt)
+    np.exp(e, out=e)
+    ok = v <= e
+    above = xt > _F32(1.0)  # P > 1: the rare exponential-tail branch
+    rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
+    if rare.size:
+        hi = rare[above[rare]]
+        if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
+            kh = k_col[_column(test[hi], w)].astype(float)
+            one_minus_u = (_TWO32 - 0.5 - j[test[hi]]) / _TWO32
+            xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
+            ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
+            xf[test[hi]] = xh
+        bad = test[rare[~ok[rare]]]  # rejected proposals (of either branch) start afresh
+        if bad.size:  # a few per thousand, drawn by numpy's exact sampler
+            xf[bad] = rng.standard_gamma(k_col[_column(bad, w)].astype(float))
+    x *= theta_col
     if w == n:
-        out[...] = flat.reshape(days, w)
+        out[...] = x
     else:
-        out[:, cols] = flat.reshape(days, w)
+        out[:, cols] = x
     return out
 
 
