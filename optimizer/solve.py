@@ -155,15 +155,20 @@ class _Context:
         self.parallel = True
         self._pool = None
 
-    def usage(self, z, r) -> np.ndarray:
-        """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order."""
-        inst, lim, mu = self.inst, self.limits, self.ltd.mean
+    def usage(self, z, r, idx=None) -> np.ndarray:
+        """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order (of SKUs
+        `idx` when given, z and r then of that length)."""
+        inst, lim = self.inst, self.limits
+        sel = slice(None) if idx is None else idx
+        ltd = self.ltd if idx is None else self.ltd.take(idx)
+        mu, c, vol, d = ltd.mean, inst.unit_cost[sel], inst.unit_volume[sel], \
+            inst.annual_demand[sel]
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.stack([
-                inst.unit_cost * (lim.budget_w * z + r - mu),
-                inst.unit_volume * (lim.warehouse_w * z + r - mu),
-                inst.annual_demand * self.ltd.loss(r) / z,
-                inst.annual_demand / z,
+                c * (lim.budget_w * z + r - mu),
+                vol * (lim.warehouse_w * z + r - mu),
+                d * ltd.loss(r) / z,
+                d / z,
             ])
 
     def priced(self, lam: np.ndarray) -> si.CostCoefficients:
@@ -242,8 +247,9 @@ class _Context:
                       penalty_used)
 
 
-    def response(self, rnd: "_Round") -> np.ndarray:
-        """(K, K) Jacobian d(total use of limit k) / d(price of limit j) at a round's plan.
+    def response(self, rnd: "_Round", per_sku: bool = False) -> np.ndarray:
+        """(K, K) Jacobian d(total use of limit k) / d(price of limit j) at a round's plan;
+        with per_sku, the (K, K, n) contributions of each SKU (summing to it).
 
         Each SKU's plan solves the stationarity conditions of its priced cost
         F = A D / Z + h_q Z + h_r (R - E v) + P D b(R) / Z (module `single_item`):
@@ -296,8 +302,10 @@ class _Context:
             uz = np.stack([inst.unit_cost * lim.budget_w, inst.unit_volume * lim.warehouse_w,
                            -d * b / z**2, -d / z**2])
             ur = np.stack([inst.unit_cost, inst.unit_volume, -d * s / z, np.zeros(self.n)])
-            jac = (np.nan_to_num(uz) @ np.nan_to_num(dz).T
-                   + np.nan_to_num(ur) @ np.nan_to_num(dr).T)
+            uz, dz, ur, dr = (np.nan_to_num(x) for x in (uz, dz, ur, dr))
+            if per_sku:
+                return uz[:, None, :] * dz[None, :, :] + ur[:, None, :] * dr[None, :, :]
+            jac = uz @ dz.T + ur @ dr.T
         return jac
 
 
@@ -411,6 +419,8 @@ class Planner:
         moved = np.flatnonzero(fin & ((b1 != b2) | (b2 != rhs)))
         if moved.size != 1 or b1[moved[0]] == b2[moved[0]] or not (l1.any() and l2.any()):
             return None
+        if not np.array_equal(l1 > 0, l2 > 0):
+            return None  # a limit started or stopped binding in between: no line through it
         k = moved[0]
         t = (rhs[k] - b2[k]) / (b2[k] - b1[k])
         if not 0.0 < abs(t) <= 2.0:
@@ -536,6 +546,8 @@ class Planner:
             box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
         if self.newton:
             guess = self._extrapolated_prices(rhs)
+            if guess is not None and _starts_binding(ctx, best, guess, rhs):
+                guess = None  # the line knows nothing of it: Newton's model prices it
             if guess is not None and not _within_gap(ctx, rounds, best, rhs, gap):
                 # a batch along one limit: start from the prices the last two scenarios'
                 # optima extrapolate to, which lands next to the new optimum
@@ -600,7 +612,7 @@ class Planner:
         bound = best.lagrangian(rhs)
         self.last_lam = best.lam
         if bound <= INFEASIBLE_FACTOR * c0:
-            self._optima.append((rhs.copy(), best.lam.copy()))
+            self._optima.append((rhs.copy(), _settled_prices(ctx, best, rhs)))
         if bound > INFEASIBLE_FACTOR * c0:
             diag = diagnose()
             if not all(d["feasible"] for d in diag):
@@ -762,15 +774,7 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         return np.where(act, rhs * (1.0 - margin) - margin * (rhs == 0), rhs)
 
     def distance(u, t):
-        """Residual in Newton's coordinates: stock and order counts fall like
-        (h + lambda c)^(-1/2) (EOQ), so use^-2 is nearly linear in the prices; a step on it
-        lands in one or two rounds where a step on use creeps up from the convex side.
-        Expressed back in use units (the first-order change of use^-2, divided by its
-        derivative at u)."""
-        curved = _CURVED & (t > 0) & (u > 0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            bent = (t**-2.0 - u**-2.0) / (-2.0 * u**-3.0)
-        return np.where(curved, bent, t - u) / norm
+        return _distance(u, t, norm)
 
     # secant correction per limit: whole packs, vehicles and MOQs make the portfolio respond
     # less than the smooth model says; the last step's observed / predicted change rescales
@@ -799,23 +803,14 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         target = aim(rnd)
         jac = scale[:, None] * ctx.response(rnd) / norm[:, None]
         resid = distance(use, target)
-        new = np.where(act, lam, 0.0)
-        while on.any():
-            idx = np.flatnonzero(on)
-            step = np.linalg.lstsq(jac[np.ix_(idx, idx)], resid[idx], rcond=1e-12)[0]
-            trial = lam[idx] + step
-            if np.all(trial > 0):
-                break
-            # complementary slackness: the limit whose price would fall lowest leaves the
-            # active set (it re-enters next round if it is still exceeded then)
-            out = idx[np.argmin(trial)]
-            on[out] = False
-            new[out] = 0.0
-        if on.any():
-            # damping: a priced limit's price moves by at most x4 either way; a newly priced
-            # limit (from 0) takes the step as it is
+        new = np.zeros_like(lam)
+        idx, trial = _active_step(jac, resid, lam, on, act)
+        if idx.size:
+            # damping: a priced limit's price rises at most x4 and falls at most x10 per
+            # step (a limit about to stop binding takes its price down fast); a newly
+            # priced limit (from 0) takes the step as it is
             old = lam[idx]
-            trial = np.where(old > 0, np.clip(trial, 0.25 * old, 4.0 * old), trial)
+            trial = np.where(old > 0, np.clip(trial, 0.1 * old, 4.0 * old), trial)
             if not np.all(np.isfinite(trial)):
                 break  # the model says nothing useful here; leave it to the cutting planes
             new[idx] = trial
@@ -846,6 +841,97 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
             # vehicle or MOQ step): no price hits it, the integer master mixes the two plans
             break
     return spent
+
+
+def _distance(u, t, norm):
+    """Residual of use u against target t in Newton's coordinates: stock and order counts
+    fall like (h + lambda c)^(-1/2) (EOQ), so use^-2 is nearly linear in the prices; a step
+    on it lands in one or two rounds where a step on use creeps up from the convex side.
+    Expressed back in use units (the first-order change of use^-2, divided by its
+    derivative at u), relative to `norm`."""
+    curved = _CURVED & (t > 0) & (u > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        bent = (t**-2.0 - u**-2.0) / (-2.0 * u**-3.0)
+    return np.where(curved, bent, t - u) / norm
+
+
+def _starts_binding(ctx: _Context, rnd, lam, rhs) -> bool:
+    """True when the smooth model around a priced round says that at prices `lam` some
+    limit priced 0 there would be exceeded (a limit that starts binding in this scenario)."""
+    act = np.isfinite(rhs)
+    free = act & (lam <= 0)
+    if not rnd.priced or not free.any():
+        return False
+    norm = np.where(act & (np.abs(rhs) > 0), np.abs(rhs), 1.0)
+    jac = ctx.response(rnd) / norm[:, None]
+    left = _distance(rnd.total_use, rhs, norm) - jac @ np.where(act, lam - rnd.lam, 0.0)
+    return bool(np.any(left[free] < 0))
+
+
+def _settled_prices(ctx: _Context, rnd, rhs) -> np.ndarray:
+    """The prices at which the smooth model around a priced round uses each binding limit
+    exactly: one Newton step without pricing. A scenario solved within its gap stops at a
+    round near, not at, the optimum's prices; this estimate of those prices is what the
+    next scenario's extrapolation is drawn through."""
+    act = np.isfinite(rhs)
+    norm = np.where(act & (np.abs(rhs) > 0), np.abs(rhs), 1.0)
+    on = act & ((rnd.lam > 0) | (rnd.total_use > rhs))
+    if not rnd.priced or not on.any():
+        return rnd.lam.copy()
+    jac = ctx.response(rnd) / norm[:, None]
+    idx, trial = _active_step(jac, _distance(rnd.total_use, rhs, norm), rnd.lam, on, act)
+    out = np.zeros_like(rnd.lam)
+    if idx.size:
+        old = rnd.lam[idx]
+        # the model is trusted near the round only
+        out[idx] = np.where(old > 0, np.clip(trial, 0.8 * old, 1.25 * old), trial)
+    if not np.all(np.isfinite(out)):
+        return rnd.lam.copy()
+    return out
+
+
+def _active_step(jac, resid, lam, on, act):
+    """Newton step on the model use(lambda') ~ use + jac (lambda' - lambda) with its active
+    set settled on the model itself: the prices lambda' >= 0 at which every limit's model
+    use is within its target and a positive price sits only on a limit used exactly
+    (complementary slackness). With at most four limits every active set is tried; for a
+    use that falls with its own price (the model's usual shape) exactly one fits. A limit
+    that starts binding between two scenarios (the warehouse once the budget loosens) is
+    then priced in the first round instead of after a round that overshoots it. When no
+    set fits (a model that is not monotone), the limits in `on` are kept, the ones whose
+    price would turn negative dropped. Returns (active indices, their new prices)."""
+    from itertools import combinations
+
+    cand = np.flatnonzero(act)
+
+    def settle(idx):
+        """Prices of `idx` using their limits exactly, all other prices 0."""
+        if idx.size == 0:
+            return np.zeros(0)
+        off = np.setdiff1d(cand, idx)
+        rhs = resid[idx] + jac[np.ix_(idx, off)] @ lam[off] + jac[np.ix_(idx, idx)] @ lam[idx]
+        return np.linalg.lstsq(jac[np.ix_(idx, idx)], rhs, rcond=1e-12)[0]
+
+    for size in range(cand.size + 1):
+        for subset in combinations(cand, size):
+            idx = np.array(subset, dtype=int)
+            trial = settle(idx)
+            if not np.all(np.isfinite(trial)) or np.any(trial <= 0):
+                continue
+            new = np.zeros_like(lam)
+            new[idx] = trial
+            left = resid - jac @ np.where(act, new - lam, 0.0)
+            off = np.setdiff1d(cand, idx)
+            if np.all(left[off] >= -1e-12 * (1 + np.abs(resid[off]))) and np.allclose(
+                    left[idx], 0.0, atol=1e-9 * (1 + np.max(np.abs(resid)))):
+                return idx, trial
+    idx = np.flatnonzero(on & act)
+    while idx.size:
+        trial = settle(idx)
+        if np.all(trial > 0):
+            return idx, trial
+        idx = np.delete(idx, np.argmin(trial))
+    return idx, np.zeros(0)
 
 
 def _polish(ctx: _Context, rounds, best, rhs, deadline, jac_store=None, max_iter: int = 6,
@@ -947,7 +1033,7 @@ def _within_gap(ctx, rounds, best, rhs, gap) -> bool:
         len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs), bound) <= gap)
 
 
-def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 5e-3):
+def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
     """A candidate plan that mends a round which is just over (or just under) its limits:
     the SKUs holding `share` of the use of those limits are priced again at prices moved
     by a few percent (up where a limit is exceeded, down where it has slack), the others
@@ -966,11 +1052,12 @@ def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 5e-3):
     order = np.argsort(-load, kind="stable")
     k = int(np.searchsorted(np.cumsum(load[order]) / max(load.sum(), 1e-300), share)) + 1
     idx = np.sort(order[:k])
-    # the price move that would shift the subset's use (about `share` of the portfolio's
-    # response, from the smooth model) by twice the deviation
-    slope = np.abs(np.diag(ctx.response(rnd))[act]) * share
+    # the price move that would shift the subset's use by 1.5 x the deviation, from the
+    # subset's own share of the smooth model's response (the SKUs holding most of the use
+    # also carry most of the response: far more than `share` of it)
+    slope = np.abs(np.diag(ctx.response(rnd, per_sku=True)[:, :, idx].sum(axis=2))[act])
     with np.errstate(divide="ignore", invalid="ignore"):
-        step = 2.0 * np.abs(dev) * np.abs(rhs[act]) / (slope * np.maximum(rnd.lam[act], 1e-300))
+        step = 1.5 * np.abs(dev) * np.abs(rhs[act]) / (slope * np.maximum(rnd.lam[act], 1e-300))
     step = np.clip(np.where(np.isfinite(step), step, 0.05), 2e-3, 0.5)
     lam = rnd.lam.copy()
     lam[act] = np.where(dev > 0, lam[act] * (1 + step), lam[act] * (1 - step))

@@ -411,3 +411,41 @@ def test_price_extrapolation_along_one_limit():
     assert pl._extrapolated_prices(np.array([400.0, inf, inf, inf])) is None
     pl._optima[1] = (np.array([200.0, 50.0, inf, inf]), np.array([1.0, 3.0, 0.0, 0.0]))
     assert pl._extrapolated_prices(np.array([400.0, 50.0, inf, inf])) is None  # 1 -> 0.25
+
+
+def test_active_step_solves_the_linear_complementarity_model():
+    """On a linear model use(lambda) = u + J (lambda' - lambda), the model-settled active set
+    gives the complementarity solution (prices >= 0, use <= target, a positive price only on
+    a limit used exactly), the same as enumerating every active set; a limit priced 0 that
+    the step would push over its target joins in the same step."""
+    from itertools import combinations
+
+    from optimizer.solve import _active_step
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        k = 3
+        a = rng.uniform(0.2, 1.0, (k, k))
+        jac = -(a @ a.T + 0.5 * np.eye(k))  # use falls as prices rise, symmetric negative
+        lam = np.where(rng.random(k) < 0.5, rng.uniform(0.1, 2.0, k), 0.0)
+        resid = rng.normal(0.0, 1.0, k)  # target - use at lam
+        act = np.ones(k, dtype=bool)
+        on = lam > 0
+        idx, trial = _active_step(jac, resid, lam, on, act)
+        new = np.zeros(k)
+        new[idx] = trial
+        left = resid - jac @ (new - lam)  # target - model use at the new prices
+        assert np.all(new >= -1e-9) and np.all(left >= -1e-9)
+        assert np.all(np.abs(left[new > 1e-12]) <= 1e-9)
+        # enumeration: the unique complementarity solution of this strictly monotone model
+        found = []
+        for size in range(k + 1):
+            for s in combinations(range(k), size):
+                s = list(s)
+                x = np.zeros(k)
+                if s:  # the limits in s used exactly, the others priced 0
+                    x[s] = np.linalg.solve(jac[np.ix_(s, s)], (resid + jac @ lam)[s])
+                rem = resid - jac @ (x - lam)
+                if np.all(x >= -1e-9) and np.all(rem >= -1e-9) and np.all(np.abs(rem[s]) <= 1e-9):
+                    found.append(x)
+        assert found and np.allclose(new, found[0], atol=1e-8)
