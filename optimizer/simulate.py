@@ -460,6 +460,44 @@ def _small_gamma_consts(shape, scale):
             np.log1p(shape / math.e).astype(_F32))
 
 
+def _gs_round(rng, k, log_b, shape, where):
+    """One round of algorithm GS (see `_gamma_block`) for every cell of a float32 array of
+    `shape`, with shapes k < 1 and log b = log(1 + k/e) given per cell or per column (float32,
+    broadcast against `shape`); `where(i)` maps flat cell indices to indices into k.
+    Returns the draws and the flat indices of the rejected cells (to be drawn again)."""
+    cells = math.prod(shape)
+    j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
+    x = j.astype(_F32).reshape(shape)
+    x *= _F32(1.0 / _TWO32)  # U = j / 2^32 rounded to float32 (j = 0 gives X = 0)
+    with np.errstate(divide="ignore"):
+        np.log(x, out=x)
+    x += log_b  # log P
+    x /= k
+    np.exp(x, out=x)  # X of the first branch, every cell
+    # cells whose acceptance test can fail, or that belong to the second branch (X > 1)
+    xf = x.reshape(-1)
+    test = np.flatnonzero(xf > _F32(_GS_SURE))
+    xt = xf[test]
+    jv = rng.bit_generator.random_raw((test.size + 1) // 2).view(np.uint32)[:test.size]
+    v = jv.astype(_F32)
+    v *= _F32(1.0 / _TWO32)
+    e = np.negative(xt)
+    np.exp(e, out=e)
+    ok = v <= e
+    above = xt > _F32(1.0)  # P > 1: the rare exponential-tail branch
+    rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
+    if not rare.size:
+        return x, rare
+    hi = rare[above[rare]]
+    if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
+        kh = k[where(test[hi])].astype(float)
+        one_minus_u = (_TWO32 - 0.5 - j[test[hi]]) / _TWO32
+        xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
+        ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
+        xf[test[hi]] = xh
+    return x, test[rare[~ok[rare]]]
+
+
 def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     """(days, n) gamma draws with per-column shape k and scale theta (into `out` if given).
 
@@ -467,14 +505,13 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     CV^2)): Ahrens and Dieter's algorithm GS (Computing 12 (1974) 223-246; Devroye 1986,
     IX.6). With b = 1 + k/e and P = b U, U uniform: if P <= 1, X = P^(1/k), accepted when a
     second uniform V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1).
-    Acceptance is about 1 - 0.94 k; a rejected cell is redrawn whole by numpy's own gamma
-    sampler (one call for the few of them instead of a loop of ever smaller rounds).
+    Acceptance is about 1 - 0.94 k; the rejected cells get a second round (`_gs_round` on
+    them alone) and the few rejected again numpy's own gamma sampler.
 
     The first branch runs on every cell at once, in float32, as X = exp((log(U) + log(b)) / k)
-    with U = (j + 1/2) / 2^32 from a 32-bit random integer j (raw generator output, half
-    the cost of a float uniform): whole-array operations with row constants, no per-cell
-    gathers, and no cut: tiny draws keep their value (they underflow to 0 only below
-    1e-45). The acceptance test needs V only where X > 2^-24: below that e^-X rounds to 1
+    with U = j / 2^32 from a 32-bit random integer j (raw generator output, half the cost
+    of a float uniform): whole-array operations with row constants, no per-cell gathers,
+    and no cut: tiny draws keep their value (they underflow to 0 only below 1e-45). The acceptance test needs V only where X > 2^-24: below that e^-X rounds to 1
     in float32 and a float32 V <= 1 always passes (the test ignores a rejection probability
     below 6e-8, as a float32 test does anyway). Those cells (about 17 k of them) draw V;
     the cells with P > 1 (about k/e of them) get the second branch in float64.
@@ -506,38 +543,15 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     if consts is None or w != n:
         consts = _small_gamma_consts(shape[cols], scale[cols])
     k_col, theta_col, log_b_col = consts
-    cells = days * w
-    j = rng.bit_generator.random_raw((cells + 1) // 2).view(np.uint32)[:cells]
-    x = j.astype(_F32).reshape(days, w)
-    x += _F32(0.5)
-    x *= _F32(1.0 / _TWO32)  # U, exact up to the rounding to float32
-    np.log(x, out=x)
-    x += log_b_col  # log P
-    x /= k_col
-    np.exp(x, out=x)  # X of the first branch, every cell
-    # cells whose acceptance test can fail, or that belong to the second branch (X > 1)
-    xf = x.reshape(-1)
-    test = np.flatnonzero(xf > _F32(_GS_SURE))
-    xt = xf[test]
-    jv = rng.bit_generator.random_raw((test.size + 1) // 2).view(np.uint32)[:test.size]
-    v = jv.astype(_F32)
-    v *= _F32(1.0 / _TWO32)
-    e = np.negative(xt)
-    np.exp(e, out=e)
-    ok = v <= e
-    above = xt > _F32(1.0)  # P > 1: the rare exponential-tail branch
-    rare = np.flatnonzero(above | ~ok)  # one scan finds both rare cases
-    if rare.size:
-        hi = rare[above[rare]]
-        if hi.size:  # b - P = b (1 - U) in float64: > 0 even for U next to 1
-            kh = k_col[_column(test[hi], w)].astype(float)
-            one_minus_u = (_TWO32 - 0.5 - j[test[hi]]) / _TWO32
-            xh = -np.log((1.0 + kh / math.e) * one_minus_u / kh)
-            ok[hi] = np.log((jv[hi] + 0.5) / _TWO32) <= (kh - 1.0) * np.log(xh)
-            xf[test[hi]] = xh
-        bad = test[rare[~ok[rare]]]  # rejected proposals (of either branch) start afresh
-        if bad.size:  # a few per thousand, drawn by numpy's exact sampler
-            xf[bad] = rng.standard_gamma(k_col[_column(bad, w)].astype(float))
+    x, bad = _gs_round(rng, k_col, log_b_col, (days, w), lambda i: _column(i, w))
+    if bad.size:  # rejected proposals (of either branch) start afresh: a second round
+        xf = x.reshape(-1)
+        cb = _column(bad, w)
+        kb = k_col[cb]
+        xb, bad2 = _gs_round(rng, kb, log_b_col[cb], kb.shape, lambda i: i)
+        if bad2.size:  # a few per ten thousand, drawn by numpy's exact sampler
+            xb[bad2] = rng.standard_gamma(kb[bad2].astype(float))
+        xf[bad] = xb
     x *= theta_col
     if w == n:
         out[...] = x
