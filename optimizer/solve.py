@@ -923,7 +923,7 @@ def _active_step(jac, resid, lam, on, act):
             left = resid - jac @ np.where(act, new - lam, 0.0)
             off = np.setdiff1d(cand, idx)
             if np.all(left[off] >= -1e-12 * (1 + np.abs(resid[off]))) and np.allclose(
-                    left[idx], 0.0, atol=1e-9 * (1 + np.max(np.abs(resid)))):
+                    left[idx], 0.0, atol=1e-9 * (1 + np.max(np.abs(resid[cand])))):
                 return idx, trial
     idx = np.flatnonzero(on & act)
     while idx.size:
