@@ -400,7 +400,7 @@ def _unit_width(n: int) -> int:
     return max(UNIT_SKUS, min(-(-n // UNITS_PER_REPLICATION), UNIT_MAX_SKUS))
 
 
-_GS_SURE = 2.0 ** -24  # below this X the GS acceptance test cannot fail in float32 (see _gamma_block)
+_GS_SURE = 2.0 ** -24  # below this X, GS acceptance cannot fail in float32 (see _gamma_block)
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
 
@@ -511,9 +511,10 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     The first branch runs on every cell at once, in float32, as X = exp((log(U) + log(b)) / k)
     with U = j / 2^32 from a 32-bit random integer j (raw generator output, half the cost
     of a float uniform): whole-array operations with row constants, no per-cell gathers,
-    and no cut: tiny draws keep their value (they underflow to 0 only below 1e-45). The acceptance test needs V only where X > 2^-24: below that e^-X rounds to 1
-    in float32 and a float32 V <= 1 always passes (the test ignores a rejection probability
-    below 6e-8, as a float32 test does anyway). Those cells (about 17 k of them) draw V;
+    and no cut: tiny draws keep their value (they underflow to 0 only below 1e-45). The
+    acceptance test needs V only where X > 2^-24: below that e^-X rounds to 1 in float32
+    and a float32 V <= 1 always passes (the test ignores a rejection probability below
+    6e-8, as a float32 test does anyway). Those cells (about 17 k of them) draw V;
     the cells with P > 1 (about k/e of them) get the second branch in float64.
 
     Accuracy: only the rounding of U to float32 (to nearest, so unbiased) and of the
@@ -867,11 +868,14 @@ def _in_parallel(work, parts: int) -> list:
         return list(pool.map(work, range(parts)))
 
 
-def _cumsum_rows(x: np.ndarray) -> None:
+def _cumsum_rows(x: np.ndarray, rows=None) -> None:
     """In-place running sum down axis 0. A loop over rows: each step is one contiguous
-    vector add, several times faster than np.cumsum(axis=0) on a C-ordered block."""
+    vector add, several times faster than np.cumsum(axis=0) on a C-ordered block. `rows`:
+    list(x) made once by a caller that sums the same buffer often (saves making views)."""
+    rows = list(x) if rows is None else rows
+    add = np.add
     for t in range(1, x.shape[0]):
-        np.add(x[t - 1], x[t], out=x[t])
+        add(rows[t - 1], rows[t], out=rows[t])
 
 
 def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) -> dict:
@@ -901,6 +905,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
     W = np.empty((B, w))
     E = np.empty((B, w), dtype=bool)
     zero = np.zeros(w)  # np.maximum against a zero row is several times faster than against 0.0
+    y_rows, w_rows, a_rows = list(Y), list(W), list(A)  # row views, made once
     pend_day = np.empty(0, dtype=np.int64)
     pend_col = np.empty(0, dtype=np.int64)
     pend_q = np.empty(0)
@@ -912,7 +917,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
         if rule == "nQ":
             shift = P - R
             Yb[0] -= shift
-            _cumsum_rows(Yb)  # y_t: an order is due once y_t >= 0, k Z once y_t >= (k - 1) Z
+            _cumsum_rows(Yb, y_rows)  # y_t: an order is due at y_t >= 0, k Z at y_t >= (k - 1) Z
             np.divide(Yb, Z, out=Wb)
             np.floor(Wb, out=Wb)
             np.not_equal(Wb[1:], Wb[:-1], out=Eb[1:])
@@ -933,7 +938,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
                 np.subtract(pos, Yb[d], out=pos)
                 np.less_equal(pos, R, out=Eb[d])
                 np.add(pos, Z, out=pos, where=Eb[d])
-            _cumsum_rows(Yb)
+            _cumsum_rows(Yb, y_rows)
             flat = np.flatnonzero(Eb)
             t = flat // w
             col = flat - t * w
@@ -963,8 +968,9 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
         np.add.at(a_flat, ia, qa)
         aday = a_flat[ia]  # all units received that day by that column
         np.add(A[0], net0 - shift, out=Wb[0])
+        add = np.add
         for d in range(1, days):
-            np.add(Wb[d - 1], A[d], out=Wb[d])
+            add(w_rows[d - 1], a_rows[d], out=w_rows[d])
         a_flat[ia] = 0.0
         np.subtract(Wb, Yb, out=Wb)  # net stock at the end of each day
         net1 = Wb[-1].copy()
