@@ -69,18 +69,23 @@ class LeadTimeDemand:
             if mask.any():
                 yield code, mask
 
-    def _apply(self, x, fn) -> np.ndarray:
-        """fn(code, x_sub, mean_sub, sd_sub) per kind; x is (n,) or (n, k)."""
+    def _apply(self, x, fn, aux=None) -> np.ndarray:
+        """fn(code, x_sub, mean_sub, sd_sub) per kind; x is (n,) or (n, k). `aux`, shaped
+        like x, is passed on as fn's fifth argument when given."""
         x = np.asarray(x, dtype=float)
         col = x.ndim == 2
         out = np.empty(np.broadcast_shapes(x.shape, self.mean.shape + ((1,) if col else ())))
         xb = np.broadcast_to(x, out.shape)
+        ab = None if aux is None else np.broadcast_to(np.asarray(aux, dtype=float), out.shape)
         for code, mask in self._groups():
             m = self.mean[mask]
             s = self.sd[mask]
             if col:
                 m, s = m[:, None], s[:, None]
-            out[mask] = fn(code, xb[mask], m, s)
+            if ab is None:
+                out[mask] = fn(code, xb[mask], m, s)
+            else:
+                out[mask] = fn(code, xb[mask], m, s, ab[mask])
         return out
 
     def loss(self, r) -> np.ndarray:
@@ -95,11 +100,12 @@ class LeadTimeDemand:
         """P(v <= r)."""
         return 1.0 - self.survival(r)
 
-    def isf(self, q) -> np.ndarray:
+    def isf(self, q, start=None) -> np.ndarray:
         """Continuous kinds: r with P(v > r) = q (q >= 1: lower end of the support, q <= 0:
         upper end). Poisson: the smallest integer r >= 0 with P(v > r) <= q.
-        Deterministic: the mean."""
-        return self._apply(q, _isf)
+        Deterministic: the mean. `start` (optional, like q): a nearby answer, e.g. the
+        last iteration's, where the gamma and Poisson searches begin (same result)."""
+        return self._apply(q, _isf, start)
 
     def loss_inverse(self, target) -> np.ndarray:
         """r with b(r) = target (> 0); Poisson: smallest integer r >= 0 with b(r) <= target.
@@ -158,7 +164,7 @@ def _survival(code, r, m, s):
     return np.clip((c - r) / (c - a), 0.0, 1.0)
 
 
-def _isf(code, q, m, s):
+def _isf(code, q, m, s, start=None):
     q = np.broadcast_to(q, np.broadcast_shapes(np.shape(q), np.shape(m)))
     m = np.broadcast_to(m, q.shape)
     s = np.broadcast_to(s, q.shape)
@@ -167,10 +173,11 @@ def _isf(code, q, m, s):
     if code == NORMAL:
         return m - s * special.ndtri(np.clip(q, 0.0, 1.0))
     if code == POISSON:
-        return _poisson_isf(np.clip(q, 0.0, 1.0), m)
+        return _poisson_isf(np.clip(q, 0.0, 1.0), m, start)
     if code == GAMMA:
         k, theta = _gamma_params(m, s)
-        return theta * _gamma_upper_inverse(k, np.clip(q, 0.0, 1.0))
+        x0 = None if start is None else start / theta
+        return theta * _gamma_upper_inverse(k, np.clip(q, 0.0, 1.0), x0=x0)
     a, c = _uniform_ends(m, s)
     return c - np.clip(q, 0.0, 1.0) * (c - a)
 
@@ -197,7 +204,7 @@ def _gamma_lower(k, x):
     return np.minimum(special.gammainc(k + 1, x) + _gamma_term(k, x), 1.0)
 
 
-def _gamma_upper_inverse(k, q, rtol: float = 1e-12, max_iter: int = 100):
+def _gamma_upper_inverse(k, q, rtol: float = 1e-12, max_iter: int = 100, x0=None):
     """x with Q(k, x) = q, for shape k > 0 and 0 <= q <= 1 (q >= 1 gives 0, q <= 0 inf).
 
     Newton's method on a log scale. The upper tail (q <= 1/2) solves log Q(k, x) = log q
@@ -227,6 +234,9 @@ def _gamma_upper_inverse(k, q, rtol: float = 1e-12, max_iter: int = 100):
     small = np.where(upper, np.maximum(-target - lg1 + np.log(kk), 1e-3),
                      np.exp(np.minimum((target + lg1) / kk, 6.0)))
     x = np.where(kk >= 1.0, wh, np.clip(small, 1e-300, 700.0))  # Q underflows past ~745
+    if x0 is not None:  # a nearby answer given: start there (same root, fewer steps)
+        near = np.broadcast_to(np.asarray(x0, dtype=float), shape).ravel()[idx]
+        x = np.where(np.isfinite(near) & (near > 0) & (near < 700.0 + 2.0 * kk), near, x)
     for side_rows in (np.flatnonzero(upper), np.flatnonzero(~upper)):
         if side_rows.size:
             x[side_rows] = _gamma_newton(kk[side_rows], target[side_rows], lg1[side_rows],
@@ -275,7 +285,7 @@ def _gamma_newton(k, target, lg1, x, upper: bool, rtol, max_iter):
     return x
 
 
-def _poisson_isf(q, m):
+def _poisson_isf(q, m, start=None):
     """Smallest integer r >= 0 with P(v > r) <= q (inf for q <= 0). Starts from the
     Cornish-Fisher quantile and steps by one until the definition holds exactly; each
     check is one Poisson tail (scipy's ppf costs about ten of them)."""
@@ -286,6 +296,9 @@ def _poisson_isf(q, m):
     with np.errstate(invalid="ignore"):
         guess = m + z * np.sqrt(m) + (z * z - 1.0) / 6.0
     r = np.floor(np.clip(np.nan_to_num(guess, nan=0.0), 0.0, 1e15))
+    if start is not None:  # a nearby answer: step from there instead
+        near = np.broadcast_to(np.asarray(start, dtype=float), shape).ravel()
+        r = np.where(np.isfinite(near) & (near >= 0), np.floor(np.minimum(near, 1e15)), r)
     live = np.flatnonzero(q > 0)
     for _ in range(10_000):  # up: r too small while P(v > r) > q
         if live.size == 0:

@@ -209,7 +209,8 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
                        tol: float = 1e-3, max_iter: int = 25, penalty_guess=None,
-                       bound_tol: float = 1e-5) -> tuple[si.SingleItemSolution, np.ndarray]:
+                       bound_tol: float = 1e-5, warm=None
+                       ) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
     The target b(R) <= (1 - beta) Z is priced: for a shortage price P the optimum's fill
@@ -217,20 +218,25 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering + holding under the target
     (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose own penalty already meets
     the target keep it. `penalty_guess` (per SKU, e.g. the previous pricing round's)
-    narrows the first bracket. Returns the solution and the penalty used per SKU.
+    narrows the first bracket. `warm` = (Z, R, vehicles) of a nearby problem (the last
+    pricing round's) starts every single-item solve there (see `single_item.optimize`).
+    Returns the solution and the penalty used per SKU.
     """
     fill_target = np.asarray(fill_target, dtype=float)
     penalty = coef.penalty.copy()
     need = np.isfinite(fill_target) & ~ltd.deterministic
     idx = np.flatnonzero(need)
+    if warm is not None:
+        warm = tuple(np.asarray(a, dtype=float) for a in warm)
     if idx.size == 0:
-        return si.optimize(coef, ltd), penalty
+        return si.optimize(coef, ltd, warm=warm), penalty
     rest = np.flatnonzero(~need)
     size = coef.demand.shape[0]
     oz, orr, on, of = (np.zeros(size) for _ in range(4))
     onotes = np.zeros(size, dtype=np.int64)
     if rest.size:
-        s_ = si.optimize(coef.take(rest), ltd.take(rest))
+        s_ = si.optimize(coef.take(rest), ltd.take(rest),
+                         warm=None if warm is None else tuple(a[rest] for a in warm))
         oz[rest], orr[rest], on[rest] = s_.order_quantity, s_.reorder_point, s_.vehicles_per_order
         of[rest], onotes[rest] = s_.objective, s_.notes
     sub, sub_ltd, target = coef.take(idx), ltd.take(idx), fill_target[idx]
@@ -238,10 +244,16 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     # the solution at each SKU's current upper end (the side meeting the target)
     keep = {k: np.zeros(idx.size) for k in ("z", "r", "n", "f")}
     keep["notes"] = np.zeros(idx.size, dtype=np.int64)
+    # each SKU's latest solution along the search, the start of its next solve
+    near = [np.full(idx.size, np.nan) for _ in range(3)] if warm is None else \
+        [a[idx].copy() for a in warm]
 
     def fill_at(p, rows=None):
         rows = np.arange(idx.size) if rows is None else rows
-        s = si.optimize(_with_penalty(sub.take(rows), p), sub_ltd.take(rows))
+        s = si.optimize(_with_penalty(sub.take(rows), p), sub_ltd.take(rows),
+                        warm=tuple(a[rows] for a in near))
+        near[0][rows], near[1][rows] = s.order_quantity, s.reorder_point
+        near[2][rows] = s.vehicles_per_order
         fill = 1.0 - sub_ltd.take(rows).loss(s.reorder_point) / s.order_quantity
         meets = fill >= target[rows]
         at = rows[meets]

@@ -129,16 +129,18 @@ def evaluate(coef: CostCoefficients, ltd: LeadTimeDemand, z, r) -> np.ndarray:
     return np.where(z > 0, f, np.inf)
 
 
-def best_reorder_point(coef: CostCoefficients, ltd: LeadTimeDemand, z) -> np.ndarray:
+def best_reorder_point(coef: CostCoefficients, ltd: LeadTimeDemand, z, r_start=None
+                       ) -> np.ndarray:
     """argmin_R F(Z, R) for given Z: P(v > R) = h_r Z / (P D) (seed 004 eq. 6), R >= 0.
 
     Deterministic lead-time demand gives R = E v; R is raised to `min_reorder` where set
-    (F is convex in R, so clipping the unconstrained minimiser is exact).
+    (F is convex in R, so clipping the unconstrained minimiser is exact). `r_start`: a
+    nearby R where the quantile search begins (same answer).
     """
     z = np.asarray(z, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(coef.penalty > 0, coef.hold_r * z / (coef.penalty * coef.demand), 1.0)
-    r = ltd.isf(np.clip(q, 0.0, 1.0))
+    r = ltd.isf(np.clip(q, 0.0, 1.0), start=r_start)
     # q >= 1: F rises with R everywhere (h_r >= P D / Z >= P D P(v > R) / Z), so R goes to
     # its floor 0 even below the support's lower end (uniform lead-time demand)
     r = np.where(q >= 1.0, 0.0, r)
@@ -147,46 +149,71 @@ def best_reorder_point(coef: CostCoefficients, ltd: LeadTimeDemand, z) -> np.nda
     return np.maximum(r, np.nan_to_num(coef.min_reorder, nan=0.0))
 
 
-def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100):
+def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100, z_start=None,
+                      r_start=None):
     """Continuous optimum of F over lo <= Z <= hi with n_fixed vehicles per order.
 
     Seed 004's iteration with Z clipped to the interval; then the boundary point R = 0
     (with its own best Z) is compared, since without condition (7) the iteration ends there
-    and with it a second stationary point may exist. Returns Z, R, notes.
+    and with it a second stationary point may exist. Returns Z, R, notes. `z_start`,
+    `r_start` (NaN where unknown): a nearby solution, e.g. the last pricing round's, where
+    the iteration starts (the fixed point is the same).
     """
     fixed_charge = coef.ordering + coef.vehicle_cost * n_fixed
     z = np.clip(np.sqrt(fixed_charge * coef.demand / coef.hold_q), lo, hi)
+    if z_start is not None:
+        z = np.where(np.isfinite(z_start) & (z_start > 0), np.clip(z_start, lo, hi), z)
+    r_now = np.full(z.shape, np.nan) if r_start is None else np.array(r_start, dtype=float)
     notes = np.zeros(z.shape, dtype=np.int64)
     active = np.ones(z.shape, dtype=bool)
 
-    def step(rows, zz):
-        """The seed's map Z -> sqrt(D (K + c_v n + P b(R*(Z))) / h_q), clipped."""
+    def step(rows, zz, rs):
+        """The seed's map Z -> sqrt(D (K + c_v n + P b(R*(Z))) / h_q), clipped; and R*(Z)."""
         sub, sub_ltd = coef.take(rows), ltd.take(rows)
-        rr = best_reorder_point(sub, sub_ltd, zz)
+        rr = best_reorder_point(sub, sub_ltd, zz, r_start=rs)
         b = np.where(sub.penalty > 0, sub.penalty * sub_ltd.loss(rr), 0.0)
         return np.clip(np.sqrt((fixed_charge[rows] + b) * sub.demand / sub.hold_q),
-                       lo[rows], hi[rows])
+                       lo[rows], hi[rows]), rr
 
     # Steffensen's acceleration of the seed's fixed-point iteration: two plain steps, then
-    # the Aitken extrapolation when it lands inside the interval and moves towards the
-    # fixed point (else the plain second step). Same fixed point, far fewer evaluations.
+    # the Aitken extrapolation when it lands inside the bracket and moves towards the fixed
+    # point (else the plain second step). Same fixed point, far fewer evaluations. The
+    # fixed point is where g'(Z) = h_q - (A + P b(R*(Z))) D / Z^2 (envelope theorem)
+    # changes sign, and sign g'(Z) = sign(Z - map(Z)); each step so narrows a bracket of
+    # it, and a SKU whose steps leave the bracket (the plain map oscillates at large
+    # shortage prices) is bisected instead: convergence for every SKU.
+    b_lo, b_hi = lo.astype(float).copy(), hi.astype(float).copy()
+
+    def narrow(rows, at, image):
+        up = image > at  # the fixed point lies above `at`
+        b_lo[rows] = np.where(up, np.maximum(b_lo[rows], at), b_lo[rows])
+        b_hi[rows] = np.where(up, b_hi[rows], np.minimum(b_hi[rows], at))
+
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         z0 = z[idx]
-        z1 = step(idx, z0)
-        z2 = step(idx, z1)
+        z1, r1 = step(idx, z0, r_now[idx])
+        z2, r2 = step(idx, z1, r1)
+        r_now[idx] = r2
+        narrow(idx, z0, z1)
+        narrow(idx, z1, z2)
+        bl, bh = b_lo[idx], b_hi[idx]
         denom = z2 - 2.0 * z1 + z0
         with np.errstate(divide="ignore", invalid="ignore"):
             acc = z0 - (z1 - z0) ** 2 / denom
         ok = np.isfinite(acc) & (np.abs(denom) > 1e-14 * np.maximum(z0, 1.0)) \
-            & (acc >= lo[idx]) & (acc <= hi[idx])
-        z_new = np.where(ok, acc, z2)
-        done = np.abs(z_new - z0) <= tol * np.maximum(z_new, 1.0)
+            & (acc >= bl) & (acc <= bh)
+        mid = np.where(np.isfinite(bh), 0.5 * (bl + bh), np.maximum(z2, 2.0 * bl))
+        z_new = np.where(ok, acc, np.where((z2 >= bl) & (z2 <= bh), z2, mid))
+        done = (np.abs(z_new - z0) <= tol * np.maximum(z_new, 1.0)) \
+            | (np.abs(z1 - z0) <= tol * np.maximum(z1, 1.0)) \
+            | (np.isfinite(bh) & (bh - bl <= tol * np.maximum(bh, 1.0)))
+        z_new = np.where(np.abs(z1 - z0) <= tol * np.maximum(z1, 1.0), z1, z_new)
         z[idx] = z_new
         active[idx[done]] = False
-    r = best_reorder_point(coef, ltd, z)
+    r = best_reorder_point(coef, ltd, z, r_start=r_now)
     notes[active] |= NOTE_NOT_CONVERGED
     # boundary R = 0 with its best Z on the interval
     free = ~ltd.deterministic & (coef.penalty > 0)
@@ -202,7 +229,7 @@ def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100):
     return z, r, notes
 
 
-def _round_to_packs(coef, ltd, z_cont, lo, hi):
+def _round_to_packs(coef, ltd, z_cont, lo, hi, r_near=None):
     """Best whole-pack Z near the continuous interval optimum, and its R and cost.
 
     lo, hi are the feasible Z range of the interval (already raised to MOQ). Candidates are
@@ -218,7 +245,8 @@ def _round_to_packs(coef, ltd, z_cont, lo, hi):
     cands = np.stack([np.where(has_pack, k_down * msafe, z_cont),
                       np.where(has_pack, k_up * msafe, z_cont)], axis=1)
     empty = has_pack & (k_lo > k_hi)  # no whole pack fits this vehicle interval
-    rs = np.stack([best_reorder_point(coef, ltd, cands[:, j]) for j in range(2)], axis=1)
+    rs = np.stack([best_reorder_point(coef, ltd, cands[:, j], r_start=r_near)
+                   for j in range(2)], axis=1)
     costs = np.stack([evaluate(coef, ltd, cands[:, j], rs[:, j]) for j in range(2)], axis=1)
     j = np.argmin(costs, axis=1)
     rows = np.arange(z_cont.shape[0])
@@ -226,8 +254,9 @@ def _round_to_packs(coef, ltd, z_cont, lo, hi):
     return cands[rows, j], rs[rows, j], cost
 
 
-def _solve_interval(coef, ltd, n, u):
-    """Optimum over the vehicle interval with n vehicles per order (n = 0: no vehicles)."""
+def _solve_interval(coef, ltd, n, u, z_start=None, r_start=None):
+    """Optimum over the vehicle interval with n vehicles per order (n = 0: no vehicles);
+    z_start, r_start: a nearby solution to start from (see `_interval_optimum`)."""
     with np.errstate(invalid="ignore"):
         lo = np.where(n > 0, (n - 1) * u, 0.0)
         hi = np.where(n > 0, n * u, np.inf)
@@ -235,8 +264,9 @@ def _solve_interval(coef, ltd, n, u):
     lo = np.maximum(lo, 1e-9)
     feasible = lo <= hi * (1 + 1e-12)
     hi = np.maximum(hi, lo)
-    z_c, _, notes = _interval_optimum(coef, ltd, lo, hi, n)
-    z, r, cost = _round_to_packs(coef, ltd, z_c, lo, hi)
+    z_c, r_c, notes = _interval_optimum(coef, ltd, lo, hi, n, z_start=z_start,
+                                        r_start=r_start)
+    z, r, cost = _round_to_packs(coef, ltd, z_c, lo, hi, r_near=r_c)
     cost = np.where(feasible, cost, np.inf)
     return z, r, cost, notes
 
@@ -257,16 +287,28 @@ def _interval_lower_bound(coef, ltd, n, u):
     return np.where(lo <= hi, a / z + coef.hold_q * z + tail, np.inf)
 
 
-def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int = 4000
-             ) -> SingleItemSolution:
+def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int = 4000,
+             warm=None) -> SingleItemSolution:
     """Global minimum of F(Z, R) for every SKU (see module docstring). Vectorised over SKUs;
-    the only Python loops run over iterations and vehicle counts."""
+    the only Python loops run over iterations and vehicle counts.
+
+    `warm` = (Z, R, vehicles per order) of a nearby problem (the last pricing round; NaN
+    where unknown): the iterations start there and the vehicle scan starts from that
+    vehicle count's interval, so a small change of the coefficients costs a few steps.
+    The scan over every vehicle count whose lower bound beats the incumbent still runs, so
+    the answer is the same global optimum."""
     size = coef.demand.shape[0]
     u = coef.units_per_vehicle
     has_vehicle = np.isfinite(u) & (coef.vehicle_cost > 0)
+    wz = wr = wn = None
+    if warm is not None:
+        wz, wr, wn = (np.asarray(a, dtype=float) for a in warm)
     # a vehicle limit without a vehicle cost does not change F: treat as no step
     n0 = np.zeros(size)
-    best_z, best_r, best_f, notes = _solve_interval(coef, ltd, n0, np.where(has_vehicle, u, np.inf))
+    best_z, best_r, best_f, notes = _solve_interval(
+        coef, ltd, n0, np.where(has_vehicle, u, np.inf),
+        z_start=None if wz is None else np.where(has_vehicle, np.nan, wz),
+        r_start=None if wr is None else np.where(has_vehicle, np.nan, wr))
     idx = np.flatnonzero(has_vehicle)
     if idx.size:
         sub, sub_ltd, uu = coef.take(idx), ltd.take(idx), u[idx]
@@ -280,11 +322,11 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
         bf = np.full(idx.size, np.inf)
         bnotes = np.zeros(idx.size, dtype=np.int64)
 
-        def consider(n, rows):
+        def consider(n, rows, zs=None, rs=None):
             """Solve interval n[j] of SKU rows[j] for all pairs at once (rows may repeat) and
             keep each SKU's best."""
             s, sl = sub.take(rows), sub_ltd.take(rows)
-            z, r, f, nt = _solve_interval(s, sl, n, uu[rows])
+            z, r, f, nt = _solve_interval(s, sl, n, uu[rows], z_start=zs, r_start=rs)
             order = np.lexsort((f, rows))
             first = order[np.unique(rows[order], return_index=True)[1]]
             cand_rows = rows[first]
@@ -293,8 +335,18 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
             bz[sel], br[sel], bf[sel], bnotes[sel] = z[pick], r[pick], f[pick], nt[pick]
 
         allrows = np.arange(idx.size)
-        consider(np.concatenate([np.maximum(centre + off, 1.0) for off in (-1.0, 0.0, 1.0)]),
-                 np.tile(allrows, 3))
+        known = np.zeros(idx.size, dtype=bool)
+        if wn is not None:
+            known = np.isfinite(wn[idx]) & (wn[idx] >= 1) & np.isfinite(wz[idx])
+        if known.any():
+            # the last solution's interval, from the last solution: usually still the best,
+            # and a good incumbent for the scan's pruning either way
+            kr = allrows[known]
+            consider(wn[idx][known], kr, wz[idx][known], wr[idx][known])
+        cold = allrows[~known]
+        if cold.size:
+            consider(np.concatenate([np.maximum(centre[cold] + off, 1.0)
+                                     for off in (-1.0, 0.0, 1.0)]), np.tile(cold, 3))
         # Scan n = 1, 2, ... in blocks of vehicle counts, solving only the (SKU, n) pairs
         # whose interval lower bound beats the SKU's incumbent; a SKU stops once n u passes
         # the largest Z that could beat it: F >= h_q Z + h_r (0 - E v).

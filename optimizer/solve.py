@@ -154,6 +154,7 @@ class _Context:
         self._guess_hold_r = None  # the h_r those prices were found with
         self.parallel = True
         self._pool = None
+        self._warm = None  # (Z, R, vehicles) of the last round: where the next one starts
 
     def usage(self, z, r, idx=None) -> np.ndarray:
         """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order (of SKUs
@@ -229,9 +230,11 @@ class _Context:
             sol, penalty_used = self._price_in_workers(lam)
         else:
             sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
-                                                   penalty_guess=self.penalty_guess(coef))
+                                                   penalty_guess=self.penalty_guess(coef),
+                                                   warm=self._warm)
             self._guess_hold_r = coef.hold_r
         self._penalty_guess = penalty_used
+        self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
         z, r = sol.order_quantity, sol.reorder_point
         cost = si.evaluate(self.base, self.ltd, z, r)
         use = self.usage(z, r)
@@ -327,8 +330,9 @@ def _worker_price(args):
     ctx = _WORKER["ctx"][k]
     coef = ctx.priced(lam)
     sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target,
-                                  penalty_guess=ctx.penalty_guess(coef))
+                                  penalty_guess=ctx.penalty_guess(coef), warm=ctx._warm)
     ctx._penalty_guess, ctx._guess_hold_r = pen, coef.hold_r
+    ctx._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
             sol.notes, pen)
 
@@ -1063,8 +1067,9 @@ def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
     lam[act] = np.where(dev > 0, lam[act] * (1 + step), lam[act] * (1 - step))
     coef = ctx.priced(lam).take(idx)
     guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
+    warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
     sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
-                                penalty_guess=guess)
+                                penalty_guess=guess, warm=warm)
     z, r, notes = rnd.z.copy(), rnd.r.copy(), rnd.notes.copy()
     z[idx], r[idx], notes[idx] = sol.order_quantity, sol.reorder_point, sol.notes
     return _Round(lam, z, r, si.evaluate(ctx.base, ctx.ltd, z, r), ctx.usage(z, r), -math.inf,

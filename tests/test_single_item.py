@@ -177,3 +177,40 @@ def test_vectorised_over_skus_matches_one_by_one():
         one, _, _ = solve_plain(D[i], K[i], h[i], p[i], kind[i], mean[i], sd[i],
                                 units_per_vehicle=u[i], vehicle_cost=cv[i])
         assert one.objective[0] == pytest.approx(all_sol.objective[i], rel=1e-12)
+
+
+# SKUs from a generated instance on which the plain (R, Z) iteration oscillated to its cap:
+# a shortage price below h_r Z / D on part of the range makes R* jump to 0 there, and the
+# map Z -> sqrt(D (A + P b(R*)) / h_q) jumps with it
+OSCILLATING = [
+    # D, K, h_q, h_r, P, units per vehicle, vehicle cost, moq, E v, sd v
+    (965.6, 21.14, 203.188755, 406.37751, 288.39, 135.4960754418657, 152.0, 0.0, 167.702, 229.011),
+    (3865.4, 92.6, 114.21024, 228.42048, 72.38, 321.74688057041, 263.0, 0.0, 558.947, 312.977),
+    (548.2, 87.05, 78.732675, 157.46535, 52.34, 377.76501005458204, 83.0, 131.0, 88.2227, 63.1539),
+    (9125.3, 144.22, 45.6999, 91.3998, 27.01702786061179, 42.633469645963714, 265.0, 0.0,
+     906.530, 802.952),
+]
+
+
+@pytest.mark.parametrize("case", OSCILLATING)
+def test_iteration_converges_where_the_plain_map_oscillates(case):
+    """The bracketed iteration converges (no not-converged note), warm or cold start, to
+    the minimum of F over a dense grid of Z (R = argmin_R F at each Z, exact)."""
+    D, K, hq, hr, P, u, cv, moq, m, s = case
+    coef = si.CostCoefficients.build([D], [K], [hq], [hr], penalty=[P], units_per_vehicle=[u],
+                                     vehicle_cost=[cv], moq=[moq])
+    ltd = LeadTimeDemand.build([NORMAL], [m], [s])
+    sol = si.optimize(coef, ltd)
+    assert not sol.notes[0] & si.NOTE_NOT_CONVERGED
+    # the grid holds every vehicle boundary n u exactly (the optimum often sits on one)
+    zs = np.concatenate([np.linspace(max(moq, 1e-3), 40 * u, 400_001), u * np.arange(1, 41)])
+    zs = zs[zs >= moq]
+    cb = si.CostCoefficients.build(*(np.full(zs.size, getattr(coef, f)[0])
+                                     for f in coef.__dataclass_fields__))
+    lb = LeadTimeDemand.build(np.full(zs.size, NORMAL), np.full(zs.size, m), np.full(zs.size, s))
+    grid = si.evaluate(cb, lb, zs, si.best_reorder_point(cb, lb, zs)).min()
+    assert sol.objective[0] <= grid * (1 + 1e-9)
+    assert sol.objective[0] >= grid * (1 - 1e-7)  # the grid's spacing
+    warm = si.optimize(coef, ltd, warm=(sol.order_quantity * 1.3, sol.reorder_point * 0.7,
+                                        sol.vehicles_per_order + 1))
+    assert warm.objective[0] == pytest.approx(sol.objective[0], rel=1e-10)
