@@ -149,7 +149,7 @@ def best_reorder_point(coef: CostCoefficients, ltd: LeadTimeDemand, z, r_start=N
     return np.maximum(r, np.nan_to_num(coef.min_reorder, nan=0.0))
 
 
-def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100, z_start=None,
+def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-9, max_iter=100, z_start=None,
                       r_start=None):
     """Continuous optimum of F over lo <= Z <= hi with n_fixed vehicles per order.
 
@@ -183,6 +183,7 @@ def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100, z_sta
     # it, and a SKU whose steps leave the bracket (the plain map oscillates at large
     # shortage prices) is bisected instead: convergence for every SKU.
     b_lo, b_hi = lo.astype(float).copy(), hi.astype(float).copy()
+    tried = np.zeros(z.shape, dtype=bool)
 
     def narrow(rows, at, image):
         up = image > at  # the fixed point lies above `at`
@@ -206,7 +207,16 @@ def _interval_optimum(coef, ltd, lo, hi, n_fixed, tol=1e-10, max_iter=100, z_sta
         ok = np.isfinite(acc) & (np.abs(denom) > 1e-14 * np.maximum(z0, 1.0)) \
             & (acc >= bl) & (acc <= bh)
         mid = np.where(np.isfinite(bh), 0.5 * (bl + bh), np.maximum(z2, 2.0 * bl))
-        z_new = np.where(ok, acc, np.where((z2 >= bl) & (z2 <= bh), z2, mid))
+        # a plain step that creeps (under a tenth of the bracket: the map is near slope 1,
+        # typically because g still falls at the interval's end) gives way to the
+        # interval's end in the direction of travel, tried once, then to bisection
+        creep = np.isfinite(bh) & (np.abs(z2 - z1) < 0.1 * (bh - bl))
+        up = z2 > z1
+        end = np.where(up, hi[idx], lo[idx])
+        try_end = creep & ~tried[idx] & (np.where(up, bh, bl) == end)
+        tried[idx] |= try_end
+        plain = np.where(creep, np.where(try_end, end, mid), z2)
+        z_new = np.where(ok, acc, np.where((plain >= bl) & (plain <= bh), plain, mid))
         done = (np.abs(z_new - z0) <= tol * np.maximum(z_new, 1.0)) \
             | (np.abs(z1 - z0) <= tol * np.maximum(z1, 1.0)) \
             | (np.isfinite(bh) & (bh - bl <= tol * np.maximum(bh, 1.0)))
@@ -305,10 +315,22 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
         wz, wr, wn = (np.asarray(a, dtype=float) for a in warm)
     # a vehicle limit without a vehicle cost does not change F: treat as no step
     n0 = np.zeros(size)
-    best_z, best_r, best_f, notes = _solve_interval(
-        coef, ltd, n0, np.where(has_vehicle, u, np.inf),
-        z_start=None if wz is None else np.where(has_vehicle, np.nan, wz),
-        r_start=None if wr is None else np.where(has_vehicle, np.nan, wr))
+    best_z, best_r = np.full(size, np.nan), np.full(size, np.nan)
+    best_f, notes = np.full(size, np.inf), np.zeros(size, dtype=np.int64)
+    # the no-vehicle interval: the whole answer for SKUs without vehicle steps, a first
+    # incumbent for the others (not needed when the last round's interval gives one)
+    first = ~has_vehicle if wn is None else ~(has_vehicle & np.isfinite(wn) & (wn >= 1)
+                                              & np.isfinite(wz))
+    if wn is None:
+        first = np.ones(size, dtype=bool)
+    rows = np.flatnonzero(first)
+    if rows.size:
+        sub0 = coef.take(rows)
+        zz, rr, ff, nn = _solve_interval(
+            sub0, ltd.take(rows), n0[rows], np.where(has_vehicle[rows], u[rows], np.inf),
+            z_start=None if wz is None else np.where(has_vehicle[rows], np.nan, wz[rows]),
+            r_start=None if wr is None else np.where(has_vehicle[rows], np.nan, wr[rows]))
+        best_z[rows], best_r[rows], best_f[rows], notes[rows] = zz, rr, ff, nn
     idx = np.flatnonzero(has_vehicle)
     if idx.size:
         sub, sub_ltd, uu = coef.take(idx), ltd.take(idx), u[idx]
@@ -372,7 +394,10 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
                 lb = _interval_lower_bound(sub.take(pr), sub_ltd.take(pr), pn, uu[pr])
                 need = lb < bf[pr] * (1 - 1e-12)
                 if need.any():
-                    consider(pn[need], pr[need])
+                    # start each interval from the SKU's incumbent clipped into it: an
+                    # interval other than the best one has its optimum at the end nearest
+                    # the best, so this is usually one step
+                    consider(pn[need], pr[need], bz[pr[need]], br[pr[need]])
             step += block
         bnotes[capped] |= NOTE_VEHICLE_SCAN_CAPPED
         best_z[idx], best_r[idx], best_f[idx], notes[idx] = bz, br, bf, bnotes
