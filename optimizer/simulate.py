@@ -69,7 +69,12 @@ order days follow from the running demand (the position after review is P0 - C_t
 with K_t a floor of C_t / Z), deliveries are kept as a list of events, and net stock,
 service and stock statistics come from running sums and column sums over the block (see
 `_simulate_columns`), a chunk of at most `CHUNK_COLUMNS` columns at a time (bounded
-memory, grids that stay in cache). With `workers` > 1 the columns are split into contiguous
+memory, grids that stay in cache). With drawn demand the block grids are float32 (the
+running sums within one block of days: relative rounding ~1e-7; positions, net stock and
+totals carried between blocks stay float64), which halves their memory traffic; a decision
+at an exact tie (an order on one day or the next) can then go the other way, which changes
+one SKU's path now and then, not any measure's expectation. Replayed demand keeps float64
+grids, so `simulate_reference` reproduces it exactly. With `workers` > 1 the columns are split into contiguous
 parts simulated in parallel (SKUs never interact): one in this process, the others in forked
 worker processes.
 
@@ -776,6 +781,7 @@ def _blocks(warm_days: int, days_total: int):
 
 
 CHUNK_COLUMNS = 8192  # columns simulated together (more are split on unit boundaries)
+GRID_DTYPE = np.float32  # day x column grids of a block with drawn demand (see the module doc)
 PARALLEL_MIN_CELLS = 2_000_000  # column-days below which one process does all (~20 ms)
 
 
@@ -900,11 +906,14 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
     P = c["P0"].copy()  # inventory position at the end of the previous block
     net0 = P.copy()  # net stock then (all on hand at the start)
     B = BLOCK_DAYS
-    Y = np.empty((B, w))
-    A = np.zeros((B, w))
-    W = np.empty((B, w))
+    # grids in float32 for drawn demand (see GRID_DTYPE), float64 for replayed demand
+    dt = np.float64 if src.given is not None else GRID_DTYPE
+    Zg = Z.astype(dt)
+    Y = np.empty((B, w), dtype=dt)
+    A = np.zeros((B, w), dtype=dt)
+    W = np.empty((B, w), dtype=dt)
     E = np.empty((B, w), dtype=bool)
-    zero = np.zeros(w)  # np.maximum against a zero row is several times faster than against 0.0
+    zero = np.zeros(w, dtype=dt)  # np.maximum against a zero row: several times faster than 0.0
     y_rows, w_rows, a_rows = list(Y), list(W), list(A)  # row views, made once
     pend_day = np.empty(0, dtype=np.int64)
     pend_col = np.empty(0, dtype=np.int64)
@@ -918,7 +927,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
             shift = P - R
             Yb[0] -= shift
             _cumsum_rows(Yb, y_rows)  # y_t: an order is due at y_t >= 0, k Z at y_t >= (k - 1) Z
-            np.divide(Yb, Z, out=Wb)
+            np.divide(Yb, Zg, out=Wb)
             np.floor(Wb, out=Wb)
             np.not_equal(Wb[1:], Wb[:-1], out=Eb[1:])
             np.greater_equal(Wb[0], zero, out=Eb[0])
@@ -973,7 +982,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
             add(w_rows[d - 1], a_rows[d], out=w_rows[d])
         a_flat[ia] = 0.0
         np.subtract(Wb, Yb, out=Wb)  # net stock at the end of each day
-        net1 = Wb[-1].copy()
+        net1 = Wb[-1].astype(float)
         if measured:
             tot["demand"] += demand
             # units not served at once = rise in backorders + backorders cleared by receipts;

@@ -128,6 +128,20 @@ def test_vectorised_equals_per_sku_loop_on_replayed_demand():
             np.testing.assert_allclose(a.replicates[k], v, rtol=1e-12, atol=1e-9, err_msg=k)
 
 
+def test_float32_grids_agree_with_float64(monkeypatch):
+    # drawn demand runs on float32 day x column grids; the same streams on float64 grids give
+    # the same paths here (no exact ties), so the measures agree to float32 rounding
+    import optimizer.simulate as sim
+
+    inst = _mixed()
+    a = simulate(inst, Z_MIX, R_MIX, years=5, replications=2, seed=9)
+    monkeypatch.setattr(sim, "GRID_DTYPE", np.float64)
+    b = simulate(inst, Z_MIX, R_MIX, years=5, replications=2, seed=9)
+    for k, v in b.replicates.items():
+        np.testing.assert_allclose(a.replicates[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    assert not np.array_equal(a.replicates["average_stock"], b.replicates["average_stock"])
+
+
 def test_seed_determinism_and_batch_independence():
     inst = _mixed()
     a = simulate(inst, Z_MIX, R_MIX, years=3, replications=3, seed=11)
