@@ -301,6 +301,23 @@ class _Context:
                           np.where(only_z, -gz / h11, 0.0))
             dr = np.where(both, -(h11 * gr - h12 * gz) / det,
                           np.where(only_r, -gr / h22, 0.0))
+            # A binding fill-rate floor (its price lifted P above the SKU's own) ties R to
+            # Z by b(R) = (1 - beta) Z: R = rho(Z) with rho' = -(1 - beta) / S and
+            # rho'' = (1 - beta)^2 f / S^3, and Z solves the reduced condition
+            # G = h_q - A D / Z^2 + h_r rho'(Z) = 0 (P's term is constant there). Treating P
+            # as fixed instead lets R swing with h_r and overstates the response.
+            beta = np.nan_to_num(self.fill_target, nan=1.0)
+            floor = (np.isfinite(self.fill_target) & ~ltd.deterministic
+                     & (p > coef.penalty * (1 + 1e-9) + 1e-300) & ~z_fixed & (s > 0))
+            rho1 = -(1.0 - beta) / s
+            gzz = 2.0 * a * d / z**3 + coef.hold_r * (1.0 - beta) ** 2 * f / s**3
+            gl = np.stack([inst.unit_cost * lim.budget_w + inst.unit_cost * rho1,
+                           inst.unit_volume * lim.warehouse_w + inst.unit_volume * rho1,
+                           np.zeros(self.n), -d / z**2])
+            dz_f = -gl / gzz
+            ok_f = floor & (gzz > 0)
+            dz = np.where(ok_f, dz_f, dz)
+            dr = np.where(ok_f, rho1 * dz_f, dr)
             # d use / d (Z, R) for the four limits
             uz = np.stack([inst.unit_cost * lim.budget_w, inst.unit_volume * lim.warehouse_w,
                            -d * b / z**2, -d / z**2])

@@ -470,3 +470,34 @@ def test_warm_started_pricing_equals_cold_pricing():
         cold, _ = solve_with_service(coef, ctx.ltd, ctx.fill_target)
         hot, _ = solve_with_service(coef, ctx.ltd, ctx.fill_target, warm=warm)
         assert hot.objective == pytest.approx(cold.objective, rel=1e-9)
+
+
+def test_price_response_with_binding_fill_floors_matches_finite_differences():
+    # SKUs whose fill-rate floor binds move R with Z along b(R) = (1 - beta) Z; the
+    # Jacobian follows that constraint (treating the floor's price as fixed would let R
+    # swing with h_r and overstate the response)
+    from optimizer.solve import _Context
+
+    rng = np.random.default_rng(4)
+    n = 40
+    D = rng.uniform(2_000, 30_000, n)
+    c = rng.uniform(5, 60, n)
+    inst = make_instance(D, rng.uniform(30, 200, n), 0.25 * c, c, demand_sd=0.3 * D,
+                         fill_rate=np.full(n, 0.97), unit_volume=rng.uniform(0.01, 0.1, n),
+                         lead_time_days=rng.uniform(5, 30, n),
+                         scenario=Scenario(budget=Budget(limit=1.0, basis="average"),
+                                           warehouse=Warehouse(capacity=1.0)))
+    ctx = _Context(inst, coupling_limits(inst))
+    lam = np.array([0.4, 30.0, 0.0, 0.0])
+    rnd = ctx.price(lam)
+    assert np.all(rnd.penalty > 0)  # every floor binds (no own shortage cost)
+    jac = ctx.response(rnd)
+    for j in (0, 1):
+        # steps of 1%: the fill search pins each floor's price to 1e-3, which is noise at
+        # the 1e-4 steps the smooth test uses
+        h = 1e-2 * lam[j]
+        up, dn = lam.copy(), lam.copy()
+        up[j] += h
+        dn[j] -= h
+        fd = (ctx.price(up).total_use - ctx.price(dn).total_use) / (2 * h)
+        assert jac[:2, j] == pytest.approx(fd[:2], rel=2e-2)
