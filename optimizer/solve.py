@@ -221,6 +221,24 @@ class _Context:
             z[ix], r[ix], nv[ix], f[ix], notes[ix], pen[ix] = zz, rr, vv, ff, nn, pp
         return si.SingleItemSolution(z, r, nv, f, notes), pen
 
+    def price_subset(self, lam: np.ndarray, idx: np.ndarray):
+        """(Z, R, notes) of SKUs `idx` priced at `lam`, each started from the last round's
+        policy; on the pricing workers when they run (each its own SKUs)."""
+        if self._pool is not None:
+            jobs = []
+            for k, half in enumerate(self._halves):
+                sel = idx[(idx >= half[0]) & (idx <= half[-1])]
+                jobs.append((sel, (k, lam, sel - half[0])))
+            outs = list(self._pool.map(_worker_price_subset, [j for _, j in jobs]))
+            z, r = np.empty(idx.size), np.empty(idx.size)
+            notes = np.empty(idx.size, dtype=np.int64)
+            pos = {v: i for i, v in enumerate(idx)}
+            for (sel, _), (zz, rr, nn) in zip(jobs, outs):
+                at = np.array([pos[v] for v in sel], dtype=int)
+                z[at], r[at], notes[at] = zz, rr, nn
+            return z, r, notes
+        return _price_subset(self, lam, idx)
+
     def price(self, lam: np.ndarray) -> "_Round":
         """Solve every SKU's priced single-item problem at resource prices `lam` (money per
         unit of each resource, ALL_LIMITS order)."""
@@ -352,6 +370,20 @@ def _worker_price(args):
     ctx._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
             sol.notes, pen)
+
+
+def _price_subset(ctx: "_Context", lam, idx):
+    coef = ctx.priced(lam).take(idx)
+    guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
+    warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
+    sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
+                                penalty_guess=guess, warm=warm)
+    return sol.order_quantity, sol.reorder_point, sol.notes
+
+
+def _worker_price_subset(args):
+    k, lam, local = args
+    return _price_subset(_WORKER["ctx"][k], lam, local)
 
 
 @dataclass
@@ -740,9 +772,10 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     if len(cands) >= 2:
         # exchange heuristic first: on large portfolios it closes the gap in milliseconds
         # where the integer master costs seconds of model building
-        pick = _exchange_repair(ctx, Z, R, best.lam, rhs)
-        if pick is not None and _cost_of(ctx, Z, R, pick) < plan_cost:
-            plan, plan_cost = _take(Z, R, notes, pick), _cost_of(ctx, Z, R, pick)
+        C, U = _pool_columns(cands)
+        pick = _exchange_repair(ctx, Z, R, best.lam, rhs, columns=(C, U))
+        if pick is not None and float(C[np.arange(ctx.n), pick].sum()) < plan_cost:
+            plan, plan_cost = _take(Z, R, notes, pick), float(C[np.arange(ctx.n), pick].sum())
             start = pick
     if ((len(cands) >= 2 and _gap(plan_cost, bound) > gap) or write_model) \
             and time.perf_counter() < deadline:
@@ -1082,13 +1115,8 @@ def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
     step = np.clip(np.where(np.isfinite(step), step, 0.05), 2e-3, 0.5)
     lam = rnd.lam.copy()
     lam[act] = np.where(dev > 0, lam[act] * (1 + step), lam[act] * (1 - step))
-    coef = ctx.priced(lam).take(idx)
-    guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
-    warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
-    sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
-                                penalty_guess=guess, warm=warm)
     z, r, notes = rnd.z.copy(), rnd.r.copy(), rnd.notes.copy()
-    z[idx], r[idx], notes[idx] = sol.order_quantity, sol.reorder_point, sol.notes
+    z[idx], r[idx], notes[idx] = ctx.price_subset(lam, idx)
     return _Round(lam, z, r, si.evaluate(ctx.base, ctx.ltd, z, r), ctx.usage(z, r), -math.inf,
                   notes, priced=False)
 
@@ -1112,17 +1140,25 @@ def _pool(rounds, lam, rhs):
     return incumbent, cands, *stack
 
 
+def _pool_columns(cands):
+    """Exact cost (n, J) and use (K, n, J) of the candidate rounds, from the rounds' own
+    per-SKU figures (no re-evaluation)."""
+    return (np.stack([c.cost for c in cands], axis=1),
+            np.stack([c.use for c in cands], axis=2))
+
+
 def _mixed_cost(ctx, rounds, lam, rhs) -> float:
     """Cost of the exchange-repaired mix of the candidate rounds near `lam` (inf when the
     repair finds no feasible mix): what `_primal` will at least reach from this pool."""
     _, cands, Z, R, _ = _pool(rounds, lam, rhs)
     if len(cands) < 2:
         return math.inf
-    pick = _exchange_repair(ctx, Z, R, lam, rhs)
-    return math.inf if pick is None else _cost_of(ctx, Z, R, pick)
+    C, U = _pool_columns(cands)
+    pick = _exchange_repair(ctx, Z, R, lam, rhs, columns=(C, U))
+    return math.inf if pick is None else float(C[np.arange(ctx.n), pick].sum())
 
 
-def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8):
+def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8, columns=None):
     """Feasible pick of one candidate per SKU by Lagrangian choice and greedy exchange.
 
     Start from each SKU's candidate of least priced cost c + lam . u (the Lagrangian plan
@@ -1133,8 +1169,9 @@ def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8):
     this is the greedy knapsack, within one SKU's cost step of the integer master's optimum.
     Returns the pick, or None when it finds no feasible one. A heuristic: its plan's cost is
     measured against the bound like any other, never reported as optimal on its own.
+    `columns`: the candidates' (cost, use) when known (else evaluated from Z, R).
     """
-    C, U = _columns(ctx, Z, R)
+    C, U = _columns(ctx, Z, R) if columns is None else columns
     act = np.flatnonzero(np.isfinite(rhs))
     U = U[act]
     b = rhs[act]
