@@ -884,6 +884,21 @@ def _cumsum_rows(x: np.ndarray, rows=None) -> None:
         add(rows[t - 1], rows[t], out=rows[t])
 
 
+_WARMED = [0]  # bytes of the largest block this process has allocated and freed
+
+
+def _warm_allocator(nbytes: int) -> None:
+    """Allocate and free one block of `nbytes` (once per process and size). glibc's malloc
+    then raises its adaptive mmap threshold to that size and serves the engine's per-block
+    temporaries (1-4 MB: random words, index arrays of the day x column grids) from its heap,
+    instead of mapping and faulting in fresh pages for each. Measured on 10,000 SKUs x 10
+    years with float32 grids: ~130,000 page faults and 0.12-0.20 s of system time per run
+    without it, none with it. A harmless allocation elsewhere."""
+    if nbytes > _WARMED[0]:
+        np.empty(nbytes, dtype=np.uint8)  # never touched; freed at once
+        _WARMED[0] = nbytes
+
+
 def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) -> dict:
     """Simulate the columns of one part, a block of days at a time. Returns totals per column.
 
@@ -906,6 +921,7 @@ def _simulate_columns(p: _Params, c: dict, lead_fixed, src: _Demand, rule: str) 
     P = c["P0"].copy()  # inventory position at the end of the previous block
     net0 = P.copy()  # net stock then (all on hand at the start)
     B = BLOCK_DAYS
+    _warm_allocator(16 * B * w)  # room for the block's largest temporaries (int64 indices)
     # grids in float32 for drawn demand (see GRID_DTYPE), float64 for replayed demand
     dt = np.float64 if src.given is not None else GRID_DTYPE
     Zg = Z.astype(dt)
