@@ -406,6 +406,7 @@ def _unit_width(n: int) -> int:
 
 
 _GS_SURE = 2.0 ** -24  # below this X, GS acceptance cannot fail in float32 (see _gamma_block)
+_GS_SECOND_ROUND = 1000  # rejected cells from which a second GS round beats numpy's sampler
 _BIG_GAMMA = 5  # engine-only sampler code: gamma SKUs with daily shape >= 1
 
 
@@ -511,7 +512,8 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
     IX.6). With b = 1 + k/e and P = b U, U uniform: if P <= 1, X = P^(1/k), accepted when a
     second uniform V <= e^-X; otherwise X = -log((b - P) / k), accepted when V <= X^(k-1).
     Acceptance is about 1 - 0.94 k; the rejected cells get a second round (`_gs_round` on
-    them alone) and the few rejected again numpy's own gamma sampler.
+    them alone; numpy's own gamma sampler when they are few) and the few rejected again
+    numpy's sampler.
 
     The first branch runs on every cell at once, in float32, as X = exp((log(U) + log(b)) / k)
     with U = j / 2^32 from a 32-bit random integer j (raw generator output, half the cost
@@ -550,13 +552,16 @@ def _gamma_block(rng, shape, scale, days, out=None, consts=None):
         consts = _small_gamma_consts(shape[cols], scale[cols])
     k_col, theta_col, log_b_col = consts
     x, bad = _gs_round(rng, k_col, log_b_col, (days, w), lambda i: _column(i, w))
-    if bad.size:  # rejected proposals (of either branch) start afresh: a second round
+    if bad.size:  # rejected proposals (of either branch) start afresh
         xf = x.reshape(-1)
         cb = _column(bad, w)
         kb = k_col[cb]
-        xb, bad2 = _gs_round(rng, kb, log_b_col[cb], kb.shape, lambda i: i)
-        if bad2.size:  # a few per ten thousand, drawn by numpy's exact sampler
-            xb[bad2] = rng.standard_gamma(kb[bad2].astype(float))
+        if bad.size < _GS_SECOND_ROUND:  # a few: numpy's exact sampler at once
+            xb = rng.standard_gamma(kb.astype(float))
+        else:  # a second vectorised round, numpy's sampler for the few rejected again
+            xb, bad2 = _gs_round(rng, kb, log_b_col[cb], kb.shape, lambda i: i)
+            if bad2.size:
+                xb[bad2] = rng.standard_gamma(kb[bad2].astype(float))
         xf[bad] = xb
     x *= theta_col
     if w == n:
@@ -647,7 +652,7 @@ class _Unit:
         # blocks for narrow ones, whose per-call overhead would otherwise dominate
         blocks = -(-_MIN_DRAW_CELLS // (BLOCK_DAYS * width))
         self.span = BLOCK_DAYS * blocks if blocks > 1 else None
-        self.buf = np.empty((0, width))
+        self.buf = np.empty((0, width), dtype=GRID_DTYPE)  # the engine's grid type: no casts
         self.used = 0
 
     def _draw(self, days: int, out: np.ndarray) -> None:
@@ -661,7 +666,7 @@ class _Unit:
             self._draw(days, out)
             return
         if self.buf.shape[0] - self.used < days:
-            new = np.empty((self.span, self.width))
+            new = np.empty((self.span, self.width), dtype=self.buf.dtype)
             self._draw(self.span, new)
             self.buf = np.concatenate((self.buf[self.used:], new))
             self.used = 0
