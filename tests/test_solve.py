@@ -255,12 +255,15 @@ def test_two_process_pricing_equals_serial_pricing():
     assert a.priced_sum == pytest.approx(b.priced_sum, rel=1e-12)
 
 
-def _smooth_stochastic(n=40, seed=3):
+def _smooth_stochastic(n=40, seed=3, fill_rate=None):
+    """Normal demand, no steps; a shortage cost of 3 c per unit, or a fill-rate floor."""
     rng = np.random.default_rng(seed)
     D = rng.uniform(2_000, 30_000, n)
     c = rng.uniform(5, 60, n)
+    service = dict(shortage_cost=3.0 * c) if fill_rate is None else dict(
+        fill_rate=np.full(n, fill_rate))
     return make_instance(D, rng.uniform(30, 200, n), 0.25 * c, c, demand_sd=0.3 * D,
-                         shortage_cost=3.0 * c, unit_volume=rng.uniform(0.01, 0.1, n),
+                         unit_volume=rng.uniform(0.01, 0.1, n), **service,
                          lead_time_days=rng.uniform(5, 30, n),
                          scenario=Scenario(budget=Budget(limit=1.0, basis="average"),
                                            warehouse=Warehouse(capacity=1.0)))
@@ -478,15 +481,7 @@ def test_price_response_with_binding_fill_floors_matches_finite_differences():
     # swing with h_r and overstate the response)
     from optimizer.solve import _Context
 
-    rng = np.random.default_rng(4)
-    n = 40
-    D = rng.uniform(2_000, 30_000, n)
-    c = rng.uniform(5, 60, n)
-    inst = make_instance(D, rng.uniform(30, 200, n), 0.25 * c, c, demand_sd=0.3 * D,
-                         fill_rate=np.full(n, 0.97), unit_volume=rng.uniform(0.01, 0.1, n),
-                         lead_time_days=rng.uniform(5, 30, n),
-                         scenario=Scenario(budget=Budget(limit=1.0, basis="average"),
-                                           warehouse=Warehouse(capacity=1.0)))
+    inst = _smooth_stochastic(seed=4, fill_rate=0.97)
     ctx = _Context(inst, coupling_limits(inst))
     lam = np.array([0.4, 30.0, 0.0, 0.0])
     rnd = ctx.price(lam)
