@@ -146,14 +146,15 @@ def kpis(instance: Instance, result: PolicyResult) -> KPIs:
 
 
 def evaluate_plan(instance: Instance, order_quantity, reorder_point, notes=None,
-                  model: str = "full") -> PolicyResult:
+                  model: str = "full", cm: CostModel | None = None) -> PolicyResult:
     """Exact per-SKU annual costs and service of given (Z, R), priced with the full model.
 
     ordering = K D / Z; delivery = c_v ceil(Z/u) D / Z; holding = h (Z/2 + R - E v) (seed 004
     eq. 1, h including capital tied up); shortage = p D b(R) / Z (seed 004 eq. 3);
-    cycle service = P(v <= R); fill rate = 1 - b(R) / Z.
+    cycle service = P(v <= R); fill rate = 1 - b(R) / Z. `cm`: the instance's full cost
+    model when already built (it depends on the SKUs, vehicles and capital rate only).
     """
-    cm = exact_cost_model(instance)
+    cm = exact_cost_model(instance) if cm is None else cm
     z = np.asarray(order_quantity, dtype=float)
     r = np.asarray(reorder_point, dtype=float)
     d = instance.annual_demand

@@ -538,7 +538,9 @@ class Planner:
                 return SolveResult(status, None, bound, math.inf, seconds, iterations, None, [],
                                    self.baseline, None, self.baseline_kpis, message,
                                    list(diagnosis), history)
-            plan = evaluate_plan(inst, z, r, notes=si.describe_notes(notes))
+            # the planner's cost model holds for every compatible scenario (same SKUs,
+            # vehicles and capital rate; only limit values differ)
+            plan = evaluate_plan(inst, z, r, notes=si.describe_notes(notes), cm=ctx.cm)
             obj = plan.objective
             used = ctx.usage(z, r).sum(axis=1)
             constraints = [
@@ -599,9 +601,11 @@ class Planner:
             box = 0.05  # re-plan: the pool's cuts already model the dual near the prices
         if self.newton:
             guess = self._extrapolated_prices(rhs)
+            if guess is not None and _within_gap(ctx, rounds, best, rhs, gap):
+                guess = None  # the pool already holds a plan within the gap
             if guess is not None and _starts_binding(ctx, best, guess, rhs):
                 guess = None  # the line knows nothing of it: Newton's model prices it
-            if guess is not None and not _within_gap(ctx, rounds, best, rhs, gap):
+            if guess is not None:
                 # a batch along one limit: start from the prices the last two scenarios'
                 # optima extrapolate to, which lands next to the new optimum
                 rounds.append(ctx.price(guess))
@@ -664,7 +668,8 @@ class Planner:
 
         bound = best.lagrangian(rhs)
         self.last_lam = best.lam
-        if bound <= INFEASIBLE_FACTOR * c0:
+        if bound <= INFEASIBLE_FACTOR * c0 and iterations > 0:
+            # (a scenario solved from the pool alone adds nothing to extrapolate through)
             self._optima.append((rhs.copy(), _settled_prices(ctx, best, rhs)))
         if bound > INFEASIBLE_FACTOR * c0:
             diag = diagnose()
