@@ -23,9 +23,10 @@ unit below the floor costs p_i per period and a back-ordered unit does too (it i
 floor by at least itself).
 
 Coupling limits. Per-period purchase budget sum_i c_i x[i,t] <= B_t (spend in the order
-period); warehouse sum_i vol_i s[i,t] <= W on end-of-period stock; trucks per supplier k and
-arrival period t: sum_{i of k} load_i x[i,t-L_i] <= cap_k v[k,t], v integer, each truck costs
-its price (one delivery). MOQ: x >= moq y; packs: x = m n with n integer.
+period); warehouse sum_i vol_i s[i,t] <= W_t on end-of-period stock (one W or one per
+period); trucks per supplier k and arrival period t:
+sum_{i of k} load_i x[i,t-L_i] <= cap_k v[k,t], v integer, each truck costs its price (one
+delivery). MOQ: x >= moq y; packs: x = m n with n integer.
 
 Big-M. x[i,t] <= M[i,t] y[i,t] with M the net requirement still open from the arrival period
 to the horizon (demand plus floor minus stock and open orders, via the running maximum of the
@@ -48,8 +49,10 @@ These are valid for every feasible plan (allocate arrivals first-in first-out to
 requirements) and, with the stock balance, make the LP relaxation of each SKU's uncapacitated
 problem integral (Krarup-Bilde): the LP can no longer buy a period's demand with a tiny fraction
 of y. We chose it over (l,S) inequalities because the family is polynomial and needs no
-separation loop; its price is O(T^2) variables per SKU. SKUs that may back-order keep the
-plain big-M rows (their requirement need not be covered in time).
+separation loop; its price is O(T^2) variables per SKU. (A window, linking an order only to
+the requirements of the next W periods and leaving the rest unlinked, was measured and
+dropped: with W = 8 the LP bound fell most of the way to the plain model's.) SKUs that may
+back-order keep the plain big-M rows (their requirement need not be covered in time).
 
 A cheap valid inequality is added in both variants: an order at or above the MOQ fills at least
 ceil(moq load / cap) trucks of its supplier in its arrival period (`m.truck_min`).
@@ -102,7 +105,7 @@ class LotSizingData:
     unit_volume: np.ndarray | float = 0.0
     load: np.ndarray | float = 0.0
     budget: np.ndarray | float | None = None  # (T,) purchase spend limit per period
-    warehouse: float | None = None  # volume limit on end-of-period stock
+    warehouse: float | np.ndarray | None = None  # volume limit on end-of-period stock ((T,) ok)
     truck_capacity: dict = field(default_factory=dict)  # supplier -> capacity per truck
     truck_cost: dict = field(default_factory=dict)  # supplier -> cost per truck
     period_days: float = 7.0
@@ -140,6 +143,14 @@ class LotSizingData:
     @property
     def T(self) -> int:
         return self.demand.shape[1]
+
+    @property
+    def space_limit(self) -> np.ndarray:
+        """Warehouse volume limit per period, (T,) (inf = none)."""
+        if self.warehouse is None:
+            return np.full(self.T, np.inf)
+        w = np.array(np.broadcast_to(np.asarray(self.warehouse, dtype=float), (self.T,)))
+        return np.where(np.isnan(w), np.inf, w)
 
     @property
     def backlog(self) -> np.ndarray:
@@ -226,16 +237,24 @@ def _lin(coefs, vars_, const=0.0):
                             linear_vars=list(vars_))
 
 
-def build_lot_sizing(data: LotSizingData, strong: bool = True) -> pyo.ConcreteModel:
+def build_lot_sizing(data: LotSizingData, strong: bool = True,
+                     limit_penalty: tuple[float, float] | None = None) -> pyo.ConcreteModel:
     """The lot-sizing MIP of `data` (see the module docstring). Components by meaning:
     variables x (order), y (order placed), n (packs), s (stock on hand), b (backlog),
     e (shortfall below floor), v (trucks), w (facility-location split, strong only);
     constraints balance, floor, moq, setup, packs, budget, warehouse, trucks, truck_min,
-    fl_cover, fl_link, fl_amount; objective `cost` in money / money_scale."""
+    fl_cover, fl_link, fl_amount; objective `cost` in money / money_scale.
+
+    limit_penalty=(per currency unit over a period budget, per volume unit over the
+    warehouse in a period) makes those two rows elastic: variables over_budget (money /
+    money_scale) and over_space (volume) absorb any excess at that price, so the model is
+    feasible whatever the limits (a penalty model for primal heuristics; its optimum is a
+    plan within the limits when the price exceeds what meeting them costs). Order caps are
+    then not cut by the budget."""
     n, T = data.n, data.T
     L = data.lead
     scale = float(data.money_scale)
-    M = order_caps(data)
+    M = order_caps(data, budget_cap=limit_penalty is None)
     ctrl = controllable(data)
     base = base_net_stock(data)
     moq = data.moq_eff
@@ -313,24 +332,28 @@ def build_lot_sizing(data: LotSizingData, strong: bool = True) -> pyo.ConcreteMo
 
     # -- purchase budget per order period (money scaled)
     bud = [t for t in range(1, T + 1) if np.isfinite(data.budget[t - 1]) and by_period[t]]
+    elastic = limit_penalty is not None
+    m.over_budget = pyo.Var(bud if elastic else [], domain=pyo.NonNegativeReals)
     m.budget = pyo.Constraint(bud, rule=lambda m, t: _lin(
-        [data.unit_cost[i] / scale for i in by_period[t]], [m.x[i, t] for i in by_period[t]])
+        [data.unit_cost[i] / scale for i in by_period[t]] + ([-1.0] if elastic else []),
+        [m.x[i, t] for i in by_period[t]] + ([m.over_budget[t]] if elastic else []))
         <= float(data.budget[t - 1] / scale))
 
     # -- warehouse space on end-of-period stock
     def wh_rule(m, t):
         idx = [i for i in range(n) if data.unit_volume[i] > 0]
         free = [i for i in idx if not m.s[i, t].fixed]
-        if not free:
+        if not free or not np.isfinite(space[t - 1]):
             return pyo.Constraint.Skip
         const = sum(data.unit_volume[i] * m.s[i, t].value for i in idx if m.s[i, t].fixed)
-        return _lin([data.unit_volume[i] for i in free], [m.s[i, t] for i in free], const) \
-            <= float(data.warehouse)
+        over = [m.over_space[t]] if elastic else []
+        return _lin([data.unit_volume[i] for i in free] + [-1.0] * len(over),
+                    [m.s[i, t] for i in free] + over, const) <= float(space[t - 1])
 
-    if data.warehouse is not None and np.isfinite(data.warehouse):
-        m.warehouse = pyo.Constraint(pyo.RangeSet(1, T), rule=wh_rule)
-    else:
-        m.warehouse = pyo.Constraint(pyo.RangeSet(1, T), rule=lambda m, t: pyo.Constraint.Skip)
+    space = data.space_limit
+    m.over_space = pyo.Var([t for t in range(1, T + 1) if np.isfinite(space[t - 1])]
+                           if elastic else [], domain=pyo.NonNegativeReals)
+    m.warehouse = pyo.Constraint(pyo.RangeSet(1, T), rule=wh_rule)
 
     # -- trucks per supplier group and arrival period
     loads: dict[tuple[int, int], list] = {}
@@ -394,6 +417,10 @@ def build_lot_sizing(data: LotSizingData, strong: bool = True) -> pyo.ConcreteMo
         coefs.append(tcost[k] / scale), vs.append(m.v[k, t])
     for i, t in short:
         coefs.append(data.shortage_cost[i] / scale), vs.append(m.e[i, t])
+    for t, var in m.over_budget.items():  # elastic limits (limit_penalty)
+        coefs.append(float(limit_penalty[0])), vs.append(var)
+    for t, var in m.over_space.items():
+        coefs.append(float(limit_penalty[1]) / scale), vs.append(var)
     m.cost = pyo.Objective(expr=_lin(coefs, vs, const), sense=pyo.minimize)
     m.truck_groups = groups  # plain attribute: truck group index -> supplier id
     return m

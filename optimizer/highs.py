@@ -55,6 +55,22 @@ def _appsi(time_limit, mip_gap, warmstart):
     return opt
 
 
+def _interrupted_incumbent(opt):
+    """(objective, bound, found) of a HiGHS MIP stopped by `cancelSolve`: appsi reports the
+    interrupt as an unknown outcome and drops the incumbent, but HiGHS keeps it (primal
+    solution status 2 = feasible) and its dual bound."""
+    highs = getattr(opt, "_solver_model", None)
+    if highs is None:
+        return None, None, False
+    info = highs.getInfo()
+    sol = highs.getSolution()
+    opt._sol = sol  # what appsi's load_vars reads
+    bound = info.mip_dual_bound if info.mip_node_count >= 0 else None
+    if int(info.primal_solution_status) == 2 and sol.value_valid:
+        return float(info.objective_function_value), bound, True
+    return None, bound, False
+
+
 def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_limit=None,
                 mip_gap=None, warmstart: bool = False, want_duals: bool = False,
                 persistent=None) -> SolverOutcome:
@@ -98,18 +114,20 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
                 TC.maxTimeLimit: "time_limit", TC.unbounded: "unbounded",
                 TC.infeasibleOrUnbounded: "infeasible"}.get(tc, "error")
         note = str(tc)
+        obj = res.best_feasible_objective
+        bound = res.best_objective_bound
         if fired and term == "error":
             term = "time_limit"
+            obj, bound, kept = _interrupted_incumbent(opt)
             note = (f"HiGHS cancelled {watchdog_delay(time_limit):.0f} s in, well past its "
-                    f"{time_limit:g} s limit; its incumbent is not recovered")
-        obj = res.best_feasible_objective
+                    f"{time_limit:g} s limit; " + ("its incumbent and bound are kept" if kept
+                                                    else "it held no incumbent"))
         has = obj is not None and math.isfinite(obj)
         if has:
-            res.solution_loader.load_vars()
+            opt.load_vars() if fired else res.solution_loader.load_vars()
         duals = {}
         if want_duals and term == "optimal":
             duals = res.solution_loader.get_duals()
-        bound = res.best_objective_bound
         return SolverOutcome(
             termination=term,
             solution="optimal" if term == "optimal" else ("feasible" if has else "none"),

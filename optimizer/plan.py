@@ -253,9 +253,9 @@ def evaluate(data: LotSizingData, x: np.ndarray) -> dict:
                  f"{data.floor[i]:.6g}")
     for j in np.flatnonzero(spend > data.budget * (1 + 1e-7) + _TOL):
         v.append(f"budget: period {j + 1} spends {spend[j]:.6g} > {data.budget[j]:.6g}")
-    if data.warehouse is not None:
-        for j in np.flatnonzero(space > data.warehouse * (1 + 1e-7) + _TOL):
-            v.append(f"warehouse: period {j + 1} stock volume {space[j]:.6g} > {data.warehouse:.6g}")
+    wh = data.space_limit
+    for j in np.flatnonzero(space > wh * (1 + 1e-7) + _TOL):
+        v.append(f"warehouse: period {j + 1} stock volume {space[j]:.6g} > {wh[j]:.6g}")
     return dict(net=net, on=on, back=back, short=short, arrive=arrive, load=load[:K],
                 trucks=trucks, groups=groups, tcap=tcap, spend=spend, space=space, cost=float(cost),
                 violations=v)
@@ -330,7 +330,7 @@ def repair_forward(data: LotSizingData, x: np.ndarray, caps=None, passes: int = 
                 else:
                     if data.warehouse is None:
                         continue
-                    excess = vol @ np.maximum(net[:, t - 1], 0.0) - data.warehouse
+                    excess = vol @ np.maximum(net[:, t - 1], 0.0) - data.space_limit[t - 1]
                     o = t - L  # the orders arriving in period t
                     weight = vol
                 if excess <= _TOL:
@@ -453,12 +453,13 @@ def diagnose(data: LotSizingData) -> str:
         least = np.where(ctrl, np.where(hard[:, None], data.floor[:, None], 0.0),
                          np.maximum(base, 0.0))
         vol = data.unit_volume @ least
-        over = np.flatnonzero(vol > data.warehouse * (1 + 1e-9) + _TOL)
+        wh = data.space_limit
+        over = np.flatnonzero(vol > wh * (1 + 1e-9) + _TOL)
         if over.size:
             t = int(over[0]) + 1
             return (f"infeasible: warehouse in period {t}: floors and stock already on hand or "
-                    f"in transit take {vol[t - 1]:,.3f} vs capacity {data.warehouse:,.3f} "
-                    f"(over by {vol[t - 1] - data.warehouse:,.3f})")
+                    f"in transit take {vol[t - 1]:,.3f} vs capacity {wh[t - 1]:,.3f} "
+                    f"(over by {vol[t - 1] - wh[t - 1]:,.3f})")
     return ""
 
 
@@ -598,8 +599,15 @@ def _empty_result(status, data, message, start_obj=None, lp=math.nan, seconds=0.
 def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     strong: bool = True, start: np.ndarray | None = None,
                     lp_bound: bool = True, heuristic: bool = True,
-                    lp_coupling: bool = True, solver: str = "appsi_highs") -> PlanResult:
+                    lp_coupling: bool = True, solver: str = "appsi_highs",
+                    decompose: bool = False, decompose_share: float = 0.6) -> PlanResult:
     """Build, warm-start and solve the lot-sizing MIP of `data`.
+
+    decompose=True replaces the LP and LP-guided stages by the supplier decomposition
+    (`optimizer.plan_decompose.decomposed_plan`, at most `decompose_share` of the time): the
+    LP bound by parts (the LP without budget and warehouse rows, solved per truck group) and
+    a plan meeting every limit built and improved group by group; the full MIP is then only
+    built and run (from the best plan) when that plan is not within `gap` of the bound.
 
     Steps: diagnosis of the limits; the model; the LP relaxation (its value is `lp_bound`, a
     valid lower bound); with `heuristic` the LP-guided restricted MIP (`lp_guided_plan`, at
@@ -624,8 +632,6 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     def remaining():
         return None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.1)
 
-    model = build_lot_sizing(data, strong=strong)
-    build_seconds = time.perf_counter() - t0
     start_obj = None
     notes = []
     if start is not None:
@@ -636,8 +642,41 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
             notes.append(f"MIP start breaks {len(ev['violations'])} rule(s), first: "
                          f"{ev['violations'][0]}")
     scale = data.money_scale
+    dec = None
+    if decompose:
+        from optimizer.plan_decompose import decomposed_plan
+
+        dec = decomposed_plan(data, strong=strong, gap=gap, solver=solver,
+                              time_limit=None if time_limit is None
+                              else decompose_share * time_limit)
+        notes.append(f"supplier decomposition: {dec.message} in {dec.seconds:.1f} s")
+        best = (start, start_obj) if start_obj is not None else (None, None)
+        if dec.x is not None and (best[1] is None or dec.objective < best[1]):
+            best = (dec.x, dec.objective)
+        if (best[1] is not None and math.isfinite(dec.bound)
+                and best[1] - dec.bound <= gap * abs(best[1])):
+            res = result_from_orders(data, best[0])
+            res.bound = res.lp_bound = dec.bound
+            res.gap = (res.objective - res.bound) / abs(res.objective)
+            res.status = "optimal"
+            res.start_objective = start_obj
+            res.heuristic_objective = dec.objective if dec.x is not None else None
+            res.lp_seconds = dec.lp_seconds
+            res.heuristic_seconds = dec.seconds - dec.lp_seconds
+            res.solve_seconds = time.perf_counter() - t0
+            notes.insert(0, f"optimal: cost {res.objective:,.2f}, bound {res.bound:,.2f} (LP "
+                            f"bound by supplier parts, without the budget and warehouse rows), "
+                            f"gap {100 * res.gap:.2f}%")
+            notes.append("the LP bound proves the gap; full MIP not needed")
+            res.message = "; ".join(notes)
+            return res
+    t_build = time.perf_counter()
+    model = build_lot_sizing(data, strong=strong)
+    build_seconds = time.perf_counter() - t_build
     lp_val, lp_sec, y_lp = math.nan, 0.0, {}
-    if lp_bound or heuristic:
+    if dec is not None:
+        lp_val, lp_sec = dec.bound / scale, dec.lp_seconds
+    elif lp_bound or heuristic:
         lp_val, lp_sec, y_lp, lp_term = lp_relaxation(
             model, solver, values=True, without=() if lp_coupling else ("budget", "warehouse"),
             time_limit=None if time_limit is None else remaining() / 2)
@@ -651,7 +690,13 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     lp_money = lp_val * scale
     best_x, best_obj = (start, start_obj) if start_obj is not None else (None, None)
     heur_obj, heur_sec = None, 0.0
-    if heuristic and y_lp:
+    if dec is not None:
+        heur_sec = dec.seconds - dec.lp_seconds
+        if dec.x is not None:
+            heur_obj = dec.objective
+            if best_obj is None or heur_obj < best_obj:
+                best_x, best_obj = dec.x, heur_obj
+    elif heuristic and y_lp:
         budget = remaining()
         share = 0.5 if best_x is not None else 0.8  # without a start the full MIP rarely finds one
         hx, heur_sec = lp_guided_plan(model, data, y_lp, solver=solver, gap=gap / 2,
@@ -719,7 +764,7 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     f"{100 * res.gap:.2f}%, LP bound {lp_money:,.2f}, start "
                     + (f"{start_obj:,.2f}" if start_obj is not None else "none")
                     + (f", LP-guided plan {heur_obj:,.2f}" if heur_obj is not None else ""))
-    if not lp_coupling and (lp_bound or heuristic):
+    if (not lp_coupling and (lp_bound or heuristic)) or dec is not None:
         notes.append("LP bound of the model without the period budget and warehouse rows")
     res.message = "; ".join(notes)
     return res

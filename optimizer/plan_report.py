@@ -37,7 +37,8 @@ def period_use(result: PlanResult) -> pd.DataFrame:
     if data is not None and len(p):
         b = data.budget[p["period"].to_numpy(int) - 1]
         p.insert(2, "budget", np.where(np.isfinite(b), b, np.nan))
-        wh = data.warehouse if data.warehouse is not None else np.nan
+        wh = np.where(np.isfinite(data.space_limit), data.space_limit, np.nan)[
+            p["period"].to_numpy(int) - 1]
         p.insert(4, "warehouse", wh)
     return p
 

@@ -26,12 +26,21 @@ def test_watchdog_cancels_a_solve_running_past_its_limit(monkeypatch):
     # cancels it. Here the limit is huge and the watchdog set to 1 s: the solve comes back
     # within seconds as time_limit (or, on a machine fast enough, optimal before then)
     monkeypatch.setattr(highs, "watchdog_delay", lambda limit: 1.0)
-    out = highs.solve_model(_hard_knapsack(), time_limit=10_000.0)
+    mdl = _hard_knapsack()
+    out = highs.solve_model(mdl, time_limit=10_000.0)
     if out.termination == "optimal":
         assert out.seconds < 1.5
     else:
         assert out.termination == "time_limit"
         assert out.seconds < 6.0
+    # the incumbent HiGHS held when cancelled comes back, loaded into the model, with its
+    # bound (HiGHS finds knapsack solutions within a second)
+    assert out.solution in ("feasible", "optimal")
+    assert abs(pyo.value(mdl.value) - out.objective) <= 1e-6 * abs(out.objective)
+    assert all(pyo.value(c.body) <= c.upper + 1e-6 for c in mdl.cap.values())
+    x = np.array([mdl.x[i].value for i in range(400)])
+    assert np.allclose(x, np.round(x), atol=1e-6)
+    assert out.bound >= out.objective - 1e-6  # maximisation: the bound lies above
 
 
 def test_watchdog_leaves_a_solve_within_its_limit_alone():
