@@ -778,9 +778,9 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
         # exchange heuristic first: on large portfolios it closes the gap in milliseconds
         # where the integer master costs seconds of model building
         C, U = _pool_columns(cands)
-        pick = _exchange_repair(ctx, Z, R, best.lam, rhs, columns=(C, U))
-        if pick is not None and float(C[np.arange(ctx.n), pick].sum()) < plan_cost:
-            plan, plan_cost = _take(Z, R, notes, pick), float(C[np.arange(ctx.n), pick].sum())
+        pick, cost = _best_exchange(ctx, Z, R, C, U, best.lam, cands, rhs, bound, gap)
+        if pick is not None and cost < plan_cost:
+            plan, plan_cost = _take(Z, R, notes, pick), cost
             start = pick
     if ((len(cands) >= 2 and _gap(plan_cost, bound) > gap) or write_model) \
             and time.perf_counter() < deadline:
@@ -1089,7 +1089,8 @@ def _within_gap(ctx, rounds, best, rhs, gap) -> bool:
     incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
                     default=math.inf)
     return _gap(incumbent, bound) <= gap or (
-        len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs), bound) <= gap)
+        len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs, bound, gap),
+                                 bound) <= gap)
 
 
 def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
@@ -1156,15 +1157,41 @@ def _pool_columns(cands):
             np.stack([c.use for c in cands], axis=2))
 
 
-def _mixed_cost(ctx, rounds, lam, rhs) -> float:
+def _mixed_cost(ctx, rounds, lam, rhs, bound=-math.inf, gap=0.0) -> float:
     """Cost of the exchange-repaired mix of the candidate rounds near `lam` (inf when the
     repair finds no feasible mix): what `_primal` will at least reach from this pool."""
     _, cands, Z, R, _ = _pool(rounds, lam, rhs)
     if len(cands) < 2:
         return math.inf
     C, U = _pool_columns(cands)
-    pick = _exchange_repair(ctx, Z, R, lam, rhs, columns=(C, U))
-    return math.inf if pick is None else float(C[np.arange(ctx.n), pick].sum())
+    return _best_exchange(ctx, Z, R, C, U, lam, cands, rhs, bound, gap)[1]
+
+
+def _best_exchange(ctx, Z, R, C, U, lam, cands, rhs, bound=-math.inf, gap=0.0,
+                   near: float = 30.0, max_starts: int = 3):
+    """The cheapest exchange repair over several starting prices: the best prices, then
+    each priced candidate round's own. The greedy's start (each SKU's best candidate at the
+    prices) decides which SKUs it moves; with two limits that cross-react no single start
+    is best, and a near miss at one is often inside the gap at another. The other starts
+    are tried only on such a near miss: the first within `near` x `gap` of `bound` but not
+    within the gap. Returns (pick, cost); (None, inf) when no start gives a feasible mix."""
+    rows = np.arange(ctx.n)
+    scale_vec = np.where(np.abs(lam) > 0, np.abs(lam), 1.0)
+    others = sorted((c.lam for c in cands if c.priced and not np.allclose(c.lam, lam)),
+                    key=lambda v: float(np.linalg.norm((v - lam) / scale_vec)))
+    starts = [lam] + others[:max_starts - 1]
+    best_pick, best_cost = None, math.inf
+    for k, start in enumerate(starts):
+        pick = _exchange_repair(ctx, Z, R, start, rhs, columns=(C, U))
+        if pick is not None:
+            cost = float(C[rows, pick].sum())
+            if cost < best_cost:
+                best_pick, best_cost = pick, cost
+        if k == 0 and not (gap < _gap(best_cost, bound) <= near * gap):
+            break
+        if _gap(best_cost, bound) <= gap:
+            break
+    return best_pick, best_cost
 
 
 def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8, columns=None):
@@ -1185,9 +1212,27 @@ def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8, columns=None):
     U = U[act]
     b = rhs[act]
     norm = np.where(np.abs(b) > 0, np.abs(b), 1.0)
-    rows = np.arange(ctx.n)
+    # SKUs whose candidates all coincide (pinned at MOQ, floors, or unchanged between the
+    # rounds) have no choice: their use comes off the limits and the exchange runs on the
+    # others only
+    vary = np.any(C != C[:, :1], axis=1) | np.any(U != U[:, :, :1], axis=(0, 2))
+    full = np.zeros(ctx.n, dtype=int)
+    if not vary.all():
+        b = b - U[:, ~vary, 0].sum(axis=1)
+        C, U = C[vary], U[:, vary]
+    sub = _exchange_core(C, U, lam[act], b, norm, passes)
+    if sub is None:
+        return None
+    full[vary] = sub
+    return full
+
+
+def _exchange_core(C, U, lam_a, b, norm, passes):
+    """The exchange of `_exchange_repair` on cost C (n, J) and use U (K, n, J) of the
+    active limits, right-hand sides b, normalisers norm; lam_a the active prices."""
+    rows = np.arange(C.shape[0])
     with np.errstate(invalid="ignore", over="ignore"):
-        priced = C + np.tensordot(lam[act], U, axes=1)
+        priced = C + np.tensordot(lam_a, U, axes=1)
     priced = np.where(np.isfinite(priced), priced, np.inf)
     pick = np.argmin(priced, axis=1)
     for _ in range(passes):
@@ -1217,14 +1262,21 @@ def _exchange_repair(ctx, Z, R, lam, rhs, passes: int = 8, columns=None):
     # fill the slack: move SKUs to cheaper candidates that use more, best saving per unit
     # of priced use first, as long as every limit still holds (the reverse exchange; at
     # the exact prices a saving never exceeds lam . added use, so the ratio is <= 1)
-    wt = np.where(lam[act] > 0, lam[act], 0.0)
-    for _ in range(passes):
+    wt = np.where(lam_a > 0, lam_a, 0.0)
+    for _ in range(min(passes, 4)):  # later passes move a few SKUs each (1e-7 of cost)
         slack = b - use
         added = U - U[:, rows, pick][:, :, None]  # (K, n, J)
         saving = C[rows, pick][:, None] - C
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = saving / np.maximum(np.tensordot(wt, added, axes=1), 1e-300)
         ratio = np.where((saving > 0) & np.isfinite(saving), ratio, -np.inf)
+        # a move that does not fit the slack on its own is no candidate (it would stop the
+        # prefix below at its place, leaving the slack of the other limit unused)
+        room = slack - 1e-9 * norm
+        alone = added[0] <= room[0]
+        for k_ in range(1, room.size):
+            alone &= added[k_] <= room[k_]
+        ratio = np.where(alone, ratio, -np.inf)
         j = np.argmax(ratio, axis=1)
         movers = np.flatnonzero(np.isfinite(ratio[rows, j]))
         if movers.size == 0:

@@ -496,3 +496,40 @@ def test_price_response_with_binding_fill_floors_matches_finite_differences():
         dn[j] -= h
         fd = (ctx.price(up).total_use - ctx.price(dn).total_use) / (2 * h)
         assert jac[:2, j] == pytest.approx(fd[:2], rel=2e-2)
+
+
+def test_multistart_exchange_with_two_limits_is_feasible_and_never_worse():
+    # budget and space both binding, 4 candidate rounds x 7 SKUs (one SKU's candidates all
+    # alike, so it is taken off the limits): every start gives a feasible mix or none, the
+    # best start is no worse than the first, and none beats enumeration
+    from optimizer.solve import _best_exchange, _columns, _Context, _exchange_repair
+
+    inst = _smooth_stochastic(n=7, seed=12)
+    ctx = _Context(inst, coupling_limits(inst))
+    lams = [np.array([lb, lw, 0.0, 0.0]) for lb, lw in
+            ((0.0, 0.0), (0.3, 40.0), (1.0, 5.0), (0.2, 300.0))]
+    rounds = [ctx.price(lam) for lam in lams]
+    Z = np.stack([r.z for r in rounds], axis=1)
+    R = np.stack([r.r for r in rounds], axis=1)
+    Z[3], R[3] = Z[3, 0], R[3, 0]
+    C, U = _columns(ctx, Z, R)
+    rows = np.arange(7)
+    for frac in (0.6, 0.75, 0.9):
+        rhs = np.array([frac * rounds[0].total_use[0], frac * rounds[0].total_use[1],
+                        np.inf, np.inf])
+        best = np.inf
+        for combo in itertools.product(range(4), repeat=7):
+            pick = np.array(combo)
+            if np.all(U[:2, rows, pick].sum(axis=1) <= rhs[:2]):
+                best = min(best, C[rows, pick].sum())
+        first = _exchange_repair(ctx, Z, R, lams[1], rhs, columns=(C, U))
+        # bound = the optimum, gap 1e-3: a first start above it counts as a near miss
+        # (within 30 x the gap), so the other starts run
+        multi, cost = _best_exchange(ctx, Z, R, C, U, lams[1], rounds, rhs, bound=best,
+                                     gap=1e-3)
+        for pick in (first, multi):
+            if pick is not None:
+                assert np.all(U[:2, rows, pick].sum(axis=1) <= rhs[:2] * (1 + 1e-9))
+                assert C[rows, pick].sum() >= best - 1e-9
+        if first is not None:
+            assert cost <= C[rows, first].sum() + 1e-9
