@@ -646,7 +646,7 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     if decompose:
         from optimizer.plan_decompose import decomposed_plan
 
-        dec = decomposed_plan(data, strong=strong, gap=gap, solver=solver,
+        dec = decomposed_plan(data, strong=strong, gap=gap, solver=solver, start=start,
                               time_limit=None if time_limit is None
                               else decompose_share * time_limit)
         notes.append(f"supplier decomposition: {dec.message} in {dec.seconds:.1f} s")
@@ -811,7 +811,7 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
          open_orders=None, time_limit=None, gap: float = 1e-2, strong: bool = True,
          use_start: bool = True, *, allow_backlog: bool = False, lp_bound: bool = True,
          heuristic: bool = True, lp_coupling: bool = True, solver: str = "appsi_highs",
-         period_budget=None) -> PlanResult:
+         period_budget=None, decompose: bool = False) -> PlanResult:
     """Multi-period purchase plan of `instance` over `horizon` periods of `period_days` days.
 
     forecast: DataFrame (sku, period, demand) or None for the flat annual rate; on_hand: per
@@ -821,7 +821,8 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     repaired (R, Z) plan; allow_backlog: SKUs with a shortage cost may fall below their floor
     at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field);
     period_budget: purchase budget per order period, (horizon,) array, NaN = the scenario's
-    `[budget] period_limit`; heuristic: run the LP-guided restricted MIP first (see
+    `[budget] period_limit`; heuristic: run the LP-guided restricted MIP first;
+    decompose: the supplier decomposition instead of the LP and LP-guided stages (see
     `solve_plan_data`).
     """
     data, pol = build_plan_data(instance, horizon, period_days, forecast=forecast,
@@ -830,7 +831,7 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     start = rz_start(data, pol.order_quantity, pol.reorder_point) if use_start else None
     return solve_plan_data(data, time_limit=time_limit, gap=gap, strong=strong, start=start,
                            lp_bound=lp_bound, heuristic=heuristic, lp_coupling=lp_coupling,
-                           solver=solver)
+                           solver=solver, decompose=decompose)
 
 
 # ----------------------------------------------------------------------------- checks, JSON

@@ -166,12 +166,15 @@ def part_plan(sd: LotSizingData, is_open: np.ndarray | None, *, penalty, start=N
 def decomposed_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
                     time_limit=None, solver: str = "appsi_highs", part_gap: float | None = None,
                     max_rounds: int = 12, part_time: float = 30.0,
-                    reserve: bool = True) -> DecomposedPlan:
+                    reserve: bool = False, start: np.ndarray | None = None
+                    ) -> DecomposedPlan:
     """LP bound by parts and a plan meeting every limit, built and improved part by part
     (see the module docstring). Stops when the plan is within `gap` of the bound, after
     `max_rounds` rounds over the parts, a round that changes nothing, or at `time_limit`
     seconds. `part_gap` is each part's MIP gap (default gap / 3); `part_time` caps each part's
-    MIP when there is no time limit."""
+    MIP when there is no time limit. `start` (n, T), e.g. the (R, Z) plan: a part whose MIP
+    finds no plan in its time keeps its slice of it when that slice meets the part's own
+    rules (the limits are then left to the rounds)."""
     from optimizer.plan import evaluate
 
     t0 = time.perf_counter()
@@ -247,6 +250,10 @@ def decomposed_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e
                                 strong=strong, solver=solver)
             if x is not None or term != "infeasible":
                 break
+        if x is None and start is not None:
+            own = np.asarray(start, dtype=float)[parts[k]]
+            if not evaluate(subset(data, parts[k]), own)["violations"]:
+                x = own
         if x is None:
             return DecomposedPlan(None, math.nan, bound, time.perf_counter() - t0, lp_sec,
                                   message=f"part {k + 1} of {P} found no plan in the time")
