@@ -210,7 +210,7 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
                        tol: float = 1e-3, max_iter: int = 25, penalty_guess=None,
-                       bound_tol: float = 1e-5, warm=None
+                       bound_tol: float | None = None, warm=None
                        ) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
@@ -219,7 +219,10 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering + holding under the target
     (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose own penalty already meets
     the target keep it. `penalty_guess` (per SKU, e.g. the previous pricing round's)
-    narrows the first bracket. `warm` = (Z, R, vehicles) of a nearby problem (the last
+    narrows the first bracket. `bound_tol` (pricing rounds of `solve`): also stop once the
+    open SKUs together can move the Lagrangian bound by less than this share of the cost;
+    None (single-item policies) pins every price to `tol`. `warm` = (Z, R, vehicles) of a
+    nearby problem (the last
     pricing round's) starts every single-item solve there (see `single_item.optimize`).
     Returns the solution and the penalty used per SKU.
     """
@@ -306,11 +309,14 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         # cannot move its bound: the dual value is concave in P with slope -D x (x the
         # fill excess) at hi, so it can rise by at most D x (P_hi - P_lo) from here.
         gain = sub.demand * np.maximum(excess, 0.0) * (np.exp(xh) - np.exp(xl))
-        open_ = (xh - xl > np.log1p(tol)) & (excess > 1e-6) & (gain > bound_tol * keep["f"])
+        open_ = (xh - xl > np.log1p(tol)) & (excess > 1e-6)
+        if bound_tol is not None:
+            open_ &= gain > bound_tol * keep["f"]
         # ... and stop the search once all the open SKUs together could move the summed
         # bound by less than bound_tol of the summed cost: a handful of SKUs whose fill
         # rate jumps would otherwise cost a dozen more rounds of the whole machinery
-        if not open_.any() or gain[open_].sum() <= bound_tol * np.abs(keep["f"]).sum():
+        if not open_.any() or (bound_tol is not None and gain[open_].sum()
+                               <= bound_tol * np.abs(keep["f"]).sum()):
             break
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(f_hi != f_lo, xh - f_hi * (xh - xl) / (f_hi - f_lo), 0.5 * (xl + xh))

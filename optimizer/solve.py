@@ -249,7 +249,8 @@ class _Context:
         else:
             sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
                                                    penalty_guess=self.penalty_guess(coef),
-                                                   warm=self._warm)
+                                                   warm=self._warm,
+                                                   bound_tol=_pricing_tol(lam))
             self._guess_hold_r = coef.hold_r
         self._penalty_guess = penalty_used
         self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
@@ -353,6 +354,14 @@ _WORKER: dict = {}
 _CAN_FORK = "fork" in __import__("multiprocessing").get_all_start_methods()
 
 
+def _pricing_tol(lam) -> float | None:
+    """Fill-floor search tolerance of a pricing round: rounds at positive prices stop once
+    the rest of the search could move the bound by less than 1e-5 of the cost; the round at
+    zero prices is the single-item policy (`optimizer policy`, the baseline) and pins every
+    floor's price as that command does."""
+    return 1e-5 if np.any(np.asarray(lam) > 0) else None
+
+
 def _worker_init(instance, limits, halves):
     # a worker process's own pricing contexts, one per half of the SKUs
     _WORKER["ctx"] = [_Context(instance.take(h), limits) for h in halves]
@@ -365,7 +374,8 @@ def _worker_price(args):
     ctx = _WORKER["ctx"][k]
     coef = ctx.priced(lam)
     sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target,
-                                  penalty_guess=ctx.penalty_guess(coef), warm=ctx._warm)
+                                  penalty_guess=ctx.penalty_guess(coef), warm=ctx._warm,
+                                  bound_tol=_pricing_tol(lam))
     ctx._penalty_guess, ctx._guess_hold_r = pen, coef.hold_r
     ctx._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
@@ -377,7 +387,7 @@ def _price_subset(ctx: "_Context", lam, idx):
     guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
     warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
     sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
-                                penalty_guess=guess, warm=warm)
+                                penalty_guess=guess, warm=warm, bound_tol=_pricing_tol(lam))
     return sol.order_quantity, sol.reorder_point, sol.notes
 
 
