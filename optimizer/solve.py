@@ -232,9 +232,9 @@ class _Context:
             outs = list(self._pool.map(_worker_price_subset, [j for _, j in jobs]))
             z, r = np.empty(idx.size), np.empty(idx.size)
             notes = np.empty(idx.size, dtype=np.int64)
-            pos = {v: i for i, v in enumerate(idx)}
+            order = np.argsort(idx, kind="stable")
             for (sel, _), (zz, rr, nn) in zip(jobs, outs):
-                at = np.array([pos[v] for v in sel], dtype=int)
+                at = order[np.searchsorted(idx[order], sel)]
                 z[at], r[at], notes[at] = zz, rr, nn
             return z, r, notes
         return _price_subset(self, lam, idx)
