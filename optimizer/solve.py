@@ -155,6 +155,7 @@ class _Context:
         self.parallel = True
         self._pool = None
         self._warm = None  # (Z, R, vehicles) of the last round: where the next one starts
+        self._exchange_memo: dict = {}  # `_best_exchange` answers by pool, prices, limits
 
     def usage(self, z, r, idx=None) -> np.ndarray:
         """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order (of SKUs
@@ -221,14 +222,16 @@ class _Context:
             z[ix], r[ix], nv[ix], f[ix], notes[ix], pen[ix] = zz, rr, vv, ff, nn, pp
         return si.SingleItemSolution(z, r, nv, f, notes), pen
 
-    def price_subset(self, lam: np.ndarray, idx: np.ndarray):
+    def price_subset(self, lam: np.ndarray, idx: np.ndarray, tol_scale: float = 1.0):
         """(Z, R, notes) of SKUs `idx` priced at `lam`, each started from the last round's
-        policy; on the pricing workers when they run (each its own SKUs)."""
+        policy; on the pricing workers when they run (each its own SKUs). The fill-floor
+        search stops at `tol_scale` x the pricing tolerance of a full round: pass (cost of
+        all SKUs) / (cost of the subset) to stop it where a full round would."""
         if self._pool is not None:
             jobs = []
             for k, half in enumerate(self._halves):
                 sel = idx[(idx >= half[0]) & (idx <= half[-1])]
-                jobs.append((sel, (k, lam, sel - half[0])))
+                jobs.append((sel, (k, lam, sel - half[0], tol_scale)))
             outs = list(self._pool.map(_worker_price_subset, [j for _, j in jobs]))
             z, r = np.empty(idx.size), np.empty(idx.size)
             notes = np.empty(idx.size, dtype=np.int64)
@@ -237,7 +240,7 @@ class _Context:
                 at = order[np.searchsorted(idx[order], sel)]
                 z[at], r[at], notes[at] = zz, rr, nn
             return z, r, notes
-        return _price_subset(self, lam, idx)
+        return _price_subset(self, lam, idx, tol_scale)
 
     def price(self, lam: np.ndarray) -> "_Round":
         """Solve every SKU's priced single-item problem at resource prices `lam` (money per
@@ -382,18 +385,24 @@ def _worker_price(args):
             sol.notes, pen)
 
 
-def _price_subset(ctx: "_Context", lam, idx):
-    coef = ctx.priced(lam).take(idx)
-    guess = None if ctx._penalty_guess is None else ctx._penalty_guess[idx]
+def _price_subset(ctx: "_Context", lam, idx, tol_scale: float = 1.0):
+    full = ctx.priced(lam)
+    # the fill-floor prices of the last round rescaled to the new holding prices, as a full
+    # round starts from (unscaled, a price move of a few percent left the old prices
+    # outside the first bracket and cost 25 search steps)
+    guess = ctx.penalty_guess(full)
+    guess = None if guess is None else guess[idx]
     warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
-    sol, _ = solve_with_service(coef, ctx.ltd.take(idx), ctx.fill_target[idx],
-                                penalty_guess=guess, warm=warm, bound_tol=_pricing_tol(lam))
+    tol = _pricing_tol(lam)
+    sol, _ = solve_with_service(full.take(idx), ctx.ltd.take(idx), ctx.fill_target[idx],
+                                penalty_guess=guess, warm=warm,
+                                bound_tol=None if tol is None else tol * tol_scale)
     return sol.order_quantity, sol.reorder_point, sol.notes
 
 
 def _worker_price_subset(args):
-    k, lam, local = args
-    return _price_subset(_WORKER["ctx"][k], lam, local)
+    k, lam, local, tol_scale = args
+    return _price_subset(_WORKER["ctx"][k], lam, local, tol_scale)
 
 
 @dataclass
@@ -1136,7 +1145,8 @@ def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
     lam = rnd.lam.copy()
     lam[act] = np.where(dev > 0, lam[act] * (1 + step), lam[act] * (1 - step))
     z, r, notes = rnd.z.copy(), rnd.r.copy(), rnd.notes.copy()
-    z[idx], r[idx], notes[idx] = ctx.price_subset(lam, idx)
+    scale = abs(rnd.total_cost) / max(abs(float(rnd.cost[idx].sum())), 1e-300)
+    z[idx], r[idx], notes[idx] = ctx.price_subset(lam, idx, tol_scale=scale)
     return _Round(lam, z, r, si.evaluate(ctx.base, ctx.ltd, z, r), ctx.usage(z, r), -math.inf,
                   notes, priced=False)
 
@@ -1185,6 +1195,13 @@ def _best_exchange(ctx, Z, R, C, U, lam, cands, rhs, bound=-math.inf, gap=0.0,
     is best, and a near miss at one is often inside the gap at another. The other starts
     are tried only on such a near miss: the first within `near` x `gap` of `bound` but not
     within the gap. Returns (pick, cost); (None, inf) when no start gives a feasible mix."""
+    # the same pool, prices and limits are checked up to three times per scenario (inside
+    # Newton, before the cutting planes and in `_primal`): the answer is kept
+    key = (tuple(id(c) for c in cands), np.asarray(lam, float).tobytes(),
+           np.asarray(rhs, float).tobytes(), float(bound), float(gap), near, max_starts)
+    memo = ctx._exchange_memo
+    if key in memo:
+        return memo[key][1]
     rows = np.arange(ctx.n)
     scale_vec = np.where(np.abs(lam) > 0, np.abs(lam), 1.0)
     others = sorted((c.lam for c in cands if c.priced and not np.allclose(c.lam, lam)),
@@ -1201,6 +1218,9 @@ def _best_exchange(ctx, Z, R, C, U, lam, cands, rhs, bound=-math.inf, gap=0.0,
             break
         if _gap(best_cost, bound) <= gap:
             break
+    if len(memo) >= 16:
+        memo.clear()
+    memo[key] = (list(cands), (best_pick, best_cost))  # the list keeps the ids unique
     return best_pick, best_cost
 
 
