@@ -518,3 +518,26 @@ def test_multistart_exchange_with_two_limits_is_feasible_and_never_worse():
                 assert C[rows, pick].sum() >= best - 1e-9
         if first is not None:
             assert cost <= C[rows, first].sum() + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exchange_prefixes_match_a_full_stable_sort(seed):
+    # the partial-sort prefixes of the exchange repair pick exactly what sorting every
+    # mover would: ties (rounded ratios) and heads longer than the first guess included
+    from optimizer.solve import _cheapest_prefix, _fitting_prefix
+
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 3000))
+    ratio = np.round(rng.exponential(1.0, m), int(rng.integers(1, 4)))  # many ties
+    relief = rng.uniform(0.0, 1.0, m)
+    items = rng.permutation(m) + 7
+    order = np.argsort(ratio, kind="stable")
+    for need in (0.0, 0.3, relief.sum() * rng.uniform(0.01, 0.9), relief.sum() * 2):
+        k = int(np.searchsorted(np.cumsum(relief[order]), need)) + 1
+        assert np.array_equal(_cheapest_prefix(ratio, relief, need, items), items[order[:k]])
+    added = rng.uniform(-0.2, 1.0, (2, m))
+    for frac in (0.0, 0.05, 0.5, 2.0):
+        room = np.abs(added).sum(axis=1) * frac
+        fits = np.all(np.cumsum(added[:, order], axis=1) <= room[:, None], axis=0)
+        k = int(np.argmin(fits)) if not fits.all() else m
+        assert np.array_equal(_fitting_prefix(ratio, added, room, items), items[order[:k]])
