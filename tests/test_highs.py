@@ -1,7 +1,12 @@
-"""The one solve path (`optimizer.highs.solve_model`): the watchdog past the time limit."""
+"""The one solve path (`optimizer.highs.solve_model`): the watchdog past the time limit and
+the hard limit (HiGHS in a forked child killed at its deadline)."""
+
+import math
+import time
 
 import numpy as np
 import pyomo.environ as pyo
+import pytest
 
 from optimizer import highs
 
@@ -23,11 +28,12 @@ def _hard_knapsack(n=400, m=40, seed=0):
 
 def test_watchdog_cancels_a_solve_running_past_its_limit(monkeypatch):
     # HiGHS was seen to overrun its own time limit in root cut separation; the watchdog
-    # cancels it. Here the limit is huge and the watchdog set to 1 s: the solve comes back
-    # within seconds as time_limit (or, on a machine fast enough, optimal before then)
+    # cancels it (in process: hard_limit=False). Here the limit is huge and the watchdog set
+    # to 1 s: the solve comes back within seconds as time_limit (or, on a machine fast
+    # enough, optimal before then)
     monkeypatch.setattr(highs, "watchdog_delay", lambda limit: 1.0)
     mdl = _hard_knapsack()
-    out = highs.solve_model(mdl, time_limit=10_000.0)
+    out = highs.solve_model(mdl, time_limit=10_000.0, hard_limit=False)
     if out.termination == "optimal":
         assert out.seconds < 1.5
     else:
@@ -47,3 +53,140 @@ def test_watchdog_leaves_a_solve_within_its_limit_alone():
     out = highs.solve_model(_hard_knapsack(n=30, m=3), time_limit=60.0)
     assert out.termination == "optimal" and out.solution == "optimal"
     assert highs.watchdog_delay(60.0) == 100.0
+
+
+# --- the hard limit: HiGHS in a forked child, killed at kill_delay(time_limit) ---------------
+
+def _market_split(m=4, n=40, seed=3):
+    # Cornuejols-Dawande market split with a planted 0-1 solution: m equality rows with
+    # coefficients in [0, 99] over n binaries; about 2^n / 100^m * m^m other solutions are
+    # expected (~0.1 here), so the planted one is all there is, and branch and bound needs
+    # far longer than these tests allow to find it (or to prove it optimal)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 100, (m, n))
+    planted = rng.integers(0, 2, n)
+    cost = rng.integers(1, 20, n)
+    mdl = pyo.ConcreteModel()
+    mdl.x = pyo.Var(range(n), domain=pyo.Binary)
+    mdl.split = pyo.Constraint(range(m), rule=lambda b, k: sum(
+        int(a[k, j]) * b.x[j] for j in range(n)) == int(a[k] @ planted))
+    mdl.cost = pyo.Objective(expr=sum(int(cost[j]) * mdl.x[j] for j in range(n)))
+    return mdl, planted, float(cost @ planted)
+
+
+def _assert_incumbent_loaded(mdl, out, sense):
+    # the loaded variables are integral, meet every row and reproduce the objective; the
+    # bound lies on the right side of it
+    obj = next(mdl.component_data_objects(pyo.Objective, active=True))
+    assert abs(pyo.value(obj) - out.objective) <= 1e-6 * max(1.0, abs(out.objective))
+    for con in mdl.component_data_objects(pyo.Constraint, active=True):
+        body = pyo.value(con.body)
+        assert con.lower is None or body >= pyo.value(con.lower) - 1e-6
+        assert con.upper is None or body <= pyo.value(con.upper) + 1e-6
+    x = np.array([v.value for v in mdl.x.values()])
+    assert np.allclose(x, np.round(x), atol=1e-6)
+    assert math.isfinite(out.bound)
+    if sense == "min":
+        assert out.bound <= out.objective + 1e-6
+    else:
+        assert out.bound >= out.objective - 1e-6
+
+
+def test_kill_delay_leaves_highs_time_to_stop_by_itself():
+    assert highs.kill_delay(120.0) == 120.0 + 2.0 + 6.0
+    assert highs.kill_delay(0.0) == 2.0
+
+
+def test_hard_limit_kills_a_solve_running_past_its_limit(monkeypatch):
+    # the child is killed 2 s in while HiGHS's own limit is 10,000 s: the call comes back in
+    # seconds (the bound is generous for a loaded 2-core machine; HiGHS alone runs minutes)
+    # with the last incumbent the child streamed (HiGHS finds knapsack solutions at once)
+    monkeypatch.setattr(highs, "kill_delay", lambda limit: 2.0)
+    mdl = _hard_knapsack()
+    t0 = time.perf_counter()
+    out = highs.solve_model(mdl, time_limit=10_000.0)
+    assert time.perf_counter() - t0 < 12.0
+    assert out.termination == "time_limit" and out.solution == "feasible"
+    assert "killed" in out.message
+    _assert_incumbent_loaded(mdl, out, "max")
+
+
+def test_hard_limit_returns_highs_own_time_limit_with_incumbent_and_bound():
+    # HiGHS stops by itself at 1 s and reports; the child hands over its incumbent and bound
+    mdl = _hard_knapsack()
+    t0 = time.perf_counter()
+    out = highs.solve_model(mdl, time_limit=1.0)
+    assert time.perf_counter() - t0 < 1.0 + 10.0
+    assert out.termination == "time_limit" and out.solution == "feasible"
+    _assert_incumbent_loaded(mdl, out, "max")
+
+
+def test_hard_limit_hands_the_mip_start_to_highs():
+    # the planted solution is the market split's only one: with it as MIP start the child
+    # returns it (minimisation: bound below), without a start HiGHS would hold nothing
+    mdl, planted, planted_cost = _market_split()
+    for j, v in mdl.x.items():
+        v.set_value(float(planted[j]))
+    out = highs.solve_model(mdl, time_limit=1.0, warmstart=True, hard_limit=True)
+    assert out.solution in ("feasible", "optimal")
+    assert out.objective == pytest.approx(planted_cost)
+    _assert_incumbent_loaded(mdl, out, "min")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hard_limit_completes_as_the_solve_in_process(seed):
+    # a MIP solved to optimality: same outcome and plan from the child and in process
+    got = {}
+    for hard in (True, False):
+        mdl = _hard_knapsack(n=30, m=3, seed=seed)
+        out = highs.solve_model(mdl, time_limit=60.0, hard_limit=hard)
+        got[hard] = (out.termination, out.solution, out.objective, out.bound,
+                     [round(v.value) for v in mdl.x.values()])
+    assert got[True] == got[False]
+    assert got[True][:2] == ("optimal", "optimal")
+
+
+def test_hard_limit_reports_infeasible_as_in_process():
+    mdl = pyo.ConcreteModel()
+    mdl.x = pyo.Var(range(3), domain=pyo.Binary)
+    mdl.odd = pyo.Constraint(expr=2 * mdl.x[0] + 2 * mdl.x[1] + 2 * mdl.x[2] == 3)
+    mdl.cost = pyo.Objective(expr=sum(mdl.x.values()))
+    out = highs.solve_model(mdl, time_limit=10.0, hard_limit=True)
+    assert (out.termination, out.solution) == ("infeasible", "none")
+    assert math.isnan(out.objective)
+
+
+def test_lp_and_unlimited_solves_stay_in_process(monkeypatch):
+    # no fork for an LP with a limit (duals come back) nor for a MIP without one
+    def no_fork():
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(highs.os, "fork", no_fork)
+    lp = pyo.ConcreteModel()
+    lp.x = pyo.Var(range(2), bounds=(0, None))
+    lp.need = pyo.Constraint(expr=lp.x[0] + 2 * lp.x[1] >= 4)
+    lp.cost = pyo.Objective(expr=3 * lp.x[0] + 2 * lp.x[1])
+    out = highs.solve_model(lp, time_limit=10.0, want_duals=True)
+    assert out.termination == "optimal" and out.objective == pytest.approx(4.0)
+    assert out.duals[lp.need] == pytest.approx(1.0)
+    out = highs.solve_model(_hard_knapsack(n=30, m=3))
+    assert out.termination == "optimal"
+
+
+def test_hard_limit_falls_back_in_process_without_fork(monkeypatch):
+    monkeypatch.setattr(highs, "fork_available", lambda: False)
+    out = highs.solve_model(_hard_knapsack(n=30, m=3), time_limit=60.0, hard_limit=True)
+    assert out.termination == "optimal"
+
+
+def test_hard_limit_reports_a_failing_child_as_error(monkeypatch):
+    # an exception inside the child comes back as termination "error" naming it, not raised
+    from pyomo.contrib.appsi.solvers import Highs
+
+    def broken(self, model, timer=None):
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr(Highs, "solve", broken)
+    out = highs.solve_model(_hard_knapsack(n=30, m=3), time_limit=60.0)
+    assert (out.termination, out.solution) == ("error", "none")
+    assert "solver exploded" in out.message
