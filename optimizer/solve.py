@@ -477,6 +477,7 @@ class Planner:
         self.last_lam: np.ndarray | None = None
         self.newton = True  # Newton price steps before the cutting planes (off: planes only)
         self._optima: list[tuple[np.ndarray, np.ndarray]] = []  # (limits, best prices) solved
+        self._evaluated = None  # (z, r, notes, plan, use, kpis) of the last plan returned
 
     def _extrapolated_prices(self, rhs: np.ndarray) -> np.ndarray | None:
         """Prices for `rhs` extrapolated linearly from the last two scenarios solved, when
@@ -558,10 +559,19 @@ class Planner:
                                    self.baseline, None, self.baseline_kpis, message,
                                    list(diagnosis), history)
             # the planner's cost model holds for every compatible scenario (same SKUs,
-            # vehicles and capital rate; only limit values differ)
-            plan = evaluate_plan(inst, z, r, notes=si.describe_notes(notes), cm=ctx.cm)
+            # vehicles and capital rate; only limit values differ), so a plan that is the
+            # last scenario's own (a batch past the point where a limit stops binding) keeps
+            # its evaluation
+            last = self._evaluated
+            if last is not None and all(np.array_equal(a, b) for a, b in
+                                        zip(last[:3], (z, r, notes))):
+                plan, used, plan_kpis = last[3:]
+            else:
+                plan = evaluate_plan(inst, z, r, notes=si.describe_notes(notes), cm=ctx.cm)
+                used = ctx.usage(z, r).sum(axis=1)
+                plan_kpis = kpis(inst, plan)
+                self._evaluated = (z, r, notes, plan, used, plan_kpis)
             obj = plan.objective
-            used = ctx.usage(z, r).sum(axis=1)
             constraints = [
                 ConstraintReport(name, float(rhs[k]), float(used[k]), float(lam[k]),
                                  bool(lam[k] > 0 or used[k] >= rhs[k] * (1 - max(gap, 1e-6))))
@@ -569,7 +579,7 @@ class Planner:
             b = min(bound, obj)
             g = max((obj - b) / abs(obj), 0.0) if obj != 0 else 0.0
             return SolveResult(status, obj, b, g, seconds, iterations, plan, constraints,
-                               self.baseline, kpis(inst, plan), self.baseline_kpis, message,
+                               self.baseline, plan_kpis, self.baseline_kpis, message,
                                list(diagnosis), history)
 
         zero = np.zeros(len(ALL_LIMITS))
@@ -723,8 +733,11 @@ class Planner:
         res = result("optimal", z, r, notes, bound, best.lam, iterations_total)
         # keep the plan: a later scenario whose limits it meets starts with it as incumbent
         # (past the point where a limit stops binding, it stays the optimum)
-        rounds.append(_Round(np.zeros(len(ALL_LIMITS)), z, r, si.evaluate(ctx.base, ctx.ltd, z, r),
-                             ctx.usage(z, r), -math.inf, notes, priced=False))
+        if not any(not rd.priced and np.array_equal(rd.z, z) and np.array_equal(rd.r, r)
+                   for rd in rounds[-3:]):
+            rounds.append(_Round(np.zeros(len(ALL_LIMITS)), z, r,
+                                 si.evaluate(ctx.base, ctx.ltd, z, r), ctx.usage(z, r),
+                                 -math.inf, notes, priced=False))
         if res.gap > gap:
             late = status_time or time.perf_counter() > deadline
             res.status = "time_limit" if late else "feasible"
