@@ -897,11 +897,12 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         resid = distance(use, target)
         new = np.zeros_like(lam)
         idx, trial = _active_step(jac, resid, lam, on, act)
-        if idx.size >= 2 and np.any(scale[idx] != 1.0):
-            # the row rescaling fits one limit's response; a step pricing several limits
-            # takes the model's own Jacobian (within ~10% of finite differences on a 10k
-            # portfolio), as rescaled rows of two near-collinear limits (stock value and
-            # volume) flip the direction that trades one price against the other
+        if (idx.size >= 2 or np.count_nonzero(lam[act] > 0) >= 2) and np.any(scale != 1.0):
+            # the row rescaling fits one limit's response; a step from or to prices on
+            # several limits takes the model's own Jacobian (within ~10% of finite
+            # differences on 10k portfolios), as rescaled rows of two near-collinear limits
+            # (stock value and volume) flip the direction that trades one price against the
+            # other, or drop one of the prices altogether
             jac = model
             idx, trial = _active_step(jac, resid, lam, on, act)
         if idx.size:
