@@ -48,7 +48,7 @@ def main():
     print(f"frontier via replan: {fr.total_seconds:.2f} s total, first (cold) {fr.cold_seconds:.2f} s, "
           f"mean re-plan {re_s.mean():.2f} s, max {re_s.max():.2f} s")
     print(table[["name", "status", "objective", "gap", "binding", "shadow_price_budget",
-                 "solve_seconds"]].to_string(index=False))
+                 "iterations", "solve_seconds"]].to_string(index=False))
     cold_total = float("nan")
     if not args.skip_cold_frontier:
         t = time.perf_counter()

@@ -143,7 +143,8 @@ class ScenarioOutcome:
                "vehicle_cost": sc.vehicle_cost, "status": self.status,
                "objective": None, "bound": None, "gap": None, "fill_rate": None,
                "average_inventory_value": None, "turnover": None, "binding": "",
-               "shadow_price_budget": None, "solve_seconds": self.seconds,
+               "shadow_price_budget": None, "iterations": None,
+               "solve_seconds": self.seconds,
                "message": self.message}
         if res is not None and res.policy is not None:
             out.update(objective=res.objective, bound=res.bound, gap=res.gap,
@@ -151,7 +152,8 @@ class ScenarioOutcome:
                        average_inventory_value=res.kpis.average_inventory_value,
                        turnover=res.kpis.turnover,
                        binding=";".join(c.name for c in res.constraints if c.binding),
-                       shadow_price_budget=res.shadow_price("budget"))
+                       shadow_price_budget=res.shadow_price("budget"),
+                       iterations=res.iterations)
         return out
 
 
