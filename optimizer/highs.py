@@ -6,11 +6,12 @@ what we hold (`solution`: none | feasible | optimal). Infeasible and time-limite
 returned, never raised. HiGHS's reported run time is cumulative on a persistent instance, so
 the wall time is measured here.
 
-A MIP with a time limit runs HiGHS in a forked child process (`hard_limit`): HiGHS only
-notices a cancel request inside its interrupt callbacks, and a large MIP was seen to stay
-minutes in a phase that calls none of them, far past its own limit. The child streams each
-improving solution and the dual bound to the parent, which kills it at `kill_delay(limit)`
-and keeps the last incumbent and bound it received.
+A MIP with a time limit is translated and solved in a forked child process
+(`hard_limit`): HiGHS only notices a cancel request inside its interrupt callbacks, and a
+large MIP was seen to stay minutes in a phase that calls none of them, far past its own
+limit. The child streams each improving solution and the dual bound to the parent, which
+kills it `kill_delay(limit)` seconds after the call and keeps the last incumbent and bound
+it received.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ def watchdog_delay(time_limit: float) -> float:
 
 
 def kill_delay(time_limit: float) -> float:
-    """Seconds after its start at which the child process solving a MIP with `time_limit`
-    (seconds) is killed: the limit plus 2 s and 5% of it, time for HiGHS to stop by itself,
-    postsolve and send its final solution through the pipe."""
+    """Seconds after the call at which the child process solving a MIP with `time_limit`
+    (seconds) is killed: the limit plus 2 s and 5% of it, time for HiGHS to stop by itself
+    at the limit, postsolve and send its final solution through the pipe."""
     return float(time_limit) + 2.0 + 0.05 * float(time_limit)
 
 
@@ -119,44 +120,55 @@ def _has_integers(model: pyo.ConcreteModel) -> bool:
                for v in model.component_data_objects(pyo.Var, descend_into=True))
 
 
-def _load_columns(opt, x) -> None:
-    """Load the HiGHS column values `x` (appsi's column order) into the model's variables."""
-    import highspy
+def _model_vars(model: pyo.ConcreteModel) -> list:
+    """Every variable of `model` in Pyomo's declaration order: the order in which the child
+    sends solutions (parent and child hold the same model, so the same list)."""
+    return list(model.component_data_objects(pyo.Var, descend_into=True))
 
-    sol = highspy.HighsSolution()
-    sol.col_value = x
-    sol.value_valid = True
-    sol.dual_valid = False
-    opt._sol = sol  # what appsi's load_vars reads
-    opt.load_vars()
+
+def _load_values(model: pyo.ConcreteModel, values) -> None:
+    """Set the variables of `model` to `values` (in `_model_vars` order; NaN: a variable
+    HiGHS did not see, left as it is), as appsi's load_vars does."""
+    from pyomo.core.staleflag import StaleFlagManager
+
+    for var, val in zip(_model_vars(model), values.tolist()):
+        if val == val:
+            var.set_value(val, skip_validation=True)
+    StaleFlagManager.mark_all_as_stale(delayed=True)
 
 
 # the child streams at most one incumbent and one bound message per interval (seconds); a
-# solution of a 2,000 x 52 plan is 2.6 MB, and HiGHS finds dozens in its first seconds
+# solution of a 2,000 x 52 plan is 2.5 MB, and HiGHS finds dozens in its first seconds
 _STREAM_INTERVAL = 0.5
 
 
-def _child_solve(opt, model, conn) -> None:
-    """Body of the forked child: solve `model` with `opt` (instance already set by the
-    parent) and send through `conn`, in order: ("incumbent", objective, bound, x) for
-    improving solutions (throttled; the latest always goes before the end), ("bound", b) as
-    the dual bound moves, and last ("done", term, objective, bound, x or None, note) or
-    ("failed", message)."""
+def _child_solve(opt, model, conn, time_limit: float, start: float) -> None:
+    """Body of the forked child: translate `model` into HiGHS, give HiGHS what is left of
+    `time_limit` (seconds since `start`, a perf_counter reading of the parent), solve, and
+    send through `conn`, in order: ("ready", seconds of translation), ("incumbent",
+    objective, bound, x) for improving solutions (throttled; the latest always goes before
+    the end), ("bound", b) as the dual bound moves, and last ("done", term, objective,
+    bound, x or None, note) or ("failed", message). x holds the values in `_model_vars`
+    order, NaN for a variable HiGHS does not have."""
     import threading
 
     import numpy as np
 
-    state = {"pending": None, "sent_x": 0.0, "sent_b": 0.0, "bound": math.nan}
+    state = {"pending": None, "sent_x": 0.0, "sent_b": 0.0, "bound": math.nan, "cols": None}
 
     def bound_of(out):
         b = out.mip_dual_bound
         return float(b) if math.isfinite(b) else math.nan
 
+    def in_model_order(x):
+        cols = state["cols"]
+        return np.where(cols >= 0, np.asarray(x, dtype=float)[np.maximum(cols, 0)], np.nan)
+
     def flush(now):
         if state["pending"] is not None:
             obj, x = state["pending"]
             state["pending"] = None
-            conn.send(("incumbent", obj, state["bound"], x))
+            conn.send(("incumbent", obj, state["bound"], in_model_order(x)))
             state["sent_x"] = state["sent_b"] = now
 
     def on_improving(event):
@@ -181,11 +193,19 @@ def _child_solve(opt, model, conn) -> None:
 
     def work():
         try:
+            t0 = time.perf_counter()
+            opt.set_instance(model)
+            col_of = opt._pyomo_var_to_solver_var_map
+            state["cols"] = np.fromiter((col_of.get(id(v), -1) for v in _model_vars(model)),
+                                        dtype=np.int64)
+            conn.send(("ready", time.perf_counter() - t0))
+            # the limit is the caller's wall clock: the translation used part of it
+            opt.config.time_limit = max(time_limit - (time.perf_counter() - start), 0.01)
             highs = opt._solver_model
             highs.cbMipImprovingSolution += on_improving
             highs.cbMipInterrupt += on_interrupt
-            # the parent translated the model just now: appsi's change scan before the
-            # solve would only cost time (0.8 s at 2,000 x 52)
+            # the model was translated just now: appsi's change scan before the solve would
+            # only cost time (0.8 s at 2,000 x 52)
             for key in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
                         "check_for_new_or_removed_params", "check_for_new_objective",
                         "update_constraints", "update_vars", "update_params",
@@ -196,7 +216,7 @@ def _child_solve(opt, model, conn) -> None:
             obj = res.best_feasible_objective
             x = None
             if obj is not None and math.isfinite(obj):
-                x = np.array(opt._sol.col_value, dtype=float)
+                x = in_model_order(opt._sol.col_value)
             conn.send(("done", _termination(res.termination_condition), obj,
                        res.best_objective_bound, x, str(res.termination_condition)))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised
@@ -231,8 +251,8 @@ def _reap(pid: int, wait: float) -> None:
 
 
 def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcome:
-    """Solve `model` (instance set on `opt`) in a forked child killed at
-    `kill_delay(time_limit)` s after the fork; see `solve_model`."""
+    """Translate and solve `model` with `opt` in a forked child, killed
+    `kill_delay(time_limit)` s after `start` (perf_counter); see `solve_model`."""
     import gc
     import multiprocessing
 
@@ -247,28 +267,30 @@ def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcom
         try:
             gc.disable()  # a collection would write to (and so copy) every page of the model
             reader.close()
-            _child_solve(opt, model, writer)
+            _child_solve(opt, model, writer, time_limit, start)
             writer.close()
         except BaseException:  # noqa: BLE001 - the child must never return into the caller
             code = 1
         finally:
             os._exit(code)
     writer.close()
-    forked = time.monotonic()
-    deadline = forked + kill_delay(time_limit)
-    best = None  # (objective, x) of the last incumbent received
+    deadline = start + kill_delay(time_limit)
+    best = None  # (objective, values) of the last incumbent received
     bound = math.nan
     final = None
+    translation = None
     try:
         while True:
-            left = deadline - time.monotonic()
+            left = deadline - time.perf_counter()
             if left <= 0 or not reader.poll(left):
                 break
             try:
                 msg = reader.recv()
             except (EOFError, OSError):
                 break  # the child is gone (a message cut short by its exit is dropped)
-            if msg[0] == "incumbent":
+            if msg[0] == "ready":
+                translation = msg[1]
+            elif msg[0] == "incumbent":
                 best, bound = (msg[1], msg[3]), msg[2]
             elif msg[0] == "bound":
                 bound = msg[1]
@@ -278,20 +300,23 @@ def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcom
     finally:
         _reap(pid, wait=5.0 if final is not None else 0.0)
         reader.close()
-    seconds = time.perf_counter() - start
     if final is not None and final[0] == "done":
         _, term, obj, fbound, x, note = final
         if x is not None:
-            _load_columns(opt, x)
-        return _outcome(term, obj if x is not None else None, fbound, seconds, message=note)
+            _load_values(model, x)
+        return _outcome(term, obj if x is not None else None, fbound,
+                        time.perf_counter() - start, message=note)
     if best is not None:
-        _load_columns(opt, best[1])
+        _load_values(model, best[1])
+    seconds = time.perf_counter() - start
     obj = best[0] if best is not None else None
     kept = "its last incumbent and bound are kept" if best is not None else \
         "it had sent no incumbent"
-    if final is None and time.monotonic() >= deadline:
-        note = (f"HiGHS killed {time.monotonic() - forked:.0f} s in, past its {time_limit:g} s "
-                f"limit; {kept}")
+    stage = (f"after {translation:.0f} s of translation" if translation is not None
+             else "still translating the model")
+    if final is None and time.perf_counter() >= deadline:
+        note = (f"HiGHS killed {deadline - start:.0f} s in ({stage}), past its "
+                f"{time_limit:g} s limit; {kept}")
         return _outcome("time_limit", obj, bound, seconds, message=note)
     why = final[1] if final is not None else "the solver process ended without a result"
     return _outcome("error", obj, bound, seconds, message=f"{why}; {kept}")
@@ -302,21 +327,22 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
                 persistent=None, hard_limit: bool | None = None) -> SolverOutcome:
     """Solve `model`; load the incumbent into its variables when there is one.
 
-    `time_limit` (seconds) is HiGHS's own limit, counted from its start (the translation of
-    the model into HiGHS comes before). `warmstart=True` hands the current variable values
-    to HiGHS as a MIP start (every variable must hold a value: appsi fills unset ones with 0
-    and HiGHS rejects a partial start). Pass a `persistent` appsi solver to reuse one across
-    re-solves.
+    `time_limit` in seconds. `warmstart=True` hands the current variable values to HiGHS
+    as a MIP start (every variable must hold a value: appsi fills unset ones with 0 and HiGHS
+    rejects a partial start). Pass a `persistent` appsi solver to reuse one across re-solves.
 
-    `hard_limit=True` runs HiGHS in a forked child that is killed `kill_delay(time_limit)`
-    s after it starts, so the call returns by then whatever HiGHS does; the incumbent and
-    dual bound the child last streamed come back as termination "time_limit". It needs a
-    `time_limit`, fork (POSIX) and no `persistent` solver or `want_duals`; otherwise, and
-    with `hard_limit=False`, HiGHS runs in this process, where a watchdog cancels it at
-    `watchdog_delay(time_limit)` (which HiGHS may not notice for minutes). Default (None):
-    the child for a MIP (an unfixed integer variable), this process for an LP. A completed
-    solve returns the same in both places. The child costs a fork (about 50 ms for a 1.2 GB
-    process) and the copy of each streamed solution.
+    `hard_limit=True`: a wall-clock limit. The model is translated into HiGHS and solved in
+    a forked child, which gives HiGHS what the translation leaves of `time_limit` and is
+    killed `kill_delay(time_limit)` s after the call, so the call returns by then whatever
+    HiGHS does; the incumbent and dual bound the child last streamed come back as
+    termination "time_limit" (the message says "killed"). It needs a `time_limit`, fork
+    (POSIX) and neither `persistent` nor `want_duals`; otherwise, and with
+    `hard_limit=False`, HiGHS runs in this process with `time_limit` counted from its own
+    start (the translation comes first, 15-25 s for a 320,000-variable plan), and a
+    watchdog cancels it at `watchdog_delay(time_limit)`, which HiGHS may not notice for
+    minutes. Default (None): the child for a MIP (an unfixed integer variable), this
+    process for an LP. A solve that completes returns the same in both places. The child
+    costs a fork (about 50 ms for a 1.2 GB process) and the copy of each streamed solution.
     """
     start = time.perf_counter()
     if solver in ("appsi_highs", "highs"):
@@ -328,7 +354,6 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
         child = (time_limit is not None and persistent is None and not want_duals
                  and fork_available())
         if child and (hard_limit or (hard_limit is None and _has_integers(model))):
-            opt.set_instance(model)
             return _solve_in_child(opt, model, float(time_limit), start)
         fired = []
         timer = None

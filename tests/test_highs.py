@@ -111,6 +111,25 @@ def test_hard_limit_kills_a_solve_running_past_its_limit(monkeypatch):
     _assert_incumbent_loaded(mdl, out, "max")
 
 
+def test_hard_limit_counts_the_translation(monkeypatch):
+    # the deadline runs from the call: a translation into HiGHS slower than the limit is
+    # killed too, and the call returns without a solution
+    from pyomo.contrib.appsi.solvers import Highs
+
+    def slow(self, model):
+        time.sleep(600)
+
+    monkeypatch.setattr(Highs, "set_instance", slow)
+    monkeypatch.setattr(highs, "kill_delay", lambda limit: 1.0)
+    mdl = _hard_knapsack(n=30, m=3)
+    t0 = time.perf_counter()
+    out = highs.solve_model(mdl, time_limit=1000.0)
+    assert time.perf_counter() - t0 < 11.0
+    assert (out.termination, out.solution) == ("time_limit", "none")
+    assert "still translating" in out.message
+    assert all(v.value is None for v in mdl.x.values())
+
+
 def test_hard_limit_returns_highs_own_time_limit_with_incumbent_and_bound():
     # HiGHS stops by itself at 1 s and reports; the child hands over its incumbent and bound
     mdl = _hard_knapsack()
@@ -136,14 +155,16 @@ def test_hard_limit_hands_the_mip_start_to_highs():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_hard_limit_completes_as_the_solve_in_process(seed):
     # a MIP solved to optimality: same outcome and plan from the child and in process
+    # (a variable no constraint uses is not HiGHS's and keeps its value in both)
     got = {}
     for hard in (True, False):
         mdl = _hard_knapsack(n=30, m=3, seed=seed)
+        mdl.unused = pyo.Var(initialize=7.0)
         out = highs.solve_model(mdl, time_limit=60.0, hard_limit=hard)
         got[hard] = (out.termination, out.solution, out.objective, out.bound,
-                     [round(v.value) for v in mdl.x.values()])
+                     [round(v.value) for v in mdl.x.values()], mdl.unused.value)
     assert got[True] == got[False]
-    assert got[True][:2] == ("optimal", "optimal")
+    assert got[True][:2] == ("optimal", "optimal") and got[True][-1] == 7.0
 
 
 def test_hard_limit_reports_infeasible_as_in_process():
