@@ -54,8 +54,11 @@ the requirements of the next W periods and leaving the rest unlinked, was measur
 dropped: with W = 8 the LP bound fell most of the way to the plain model's.) SKUs that may
 back-order keep the plain big-M rows (their requirement need not be covered in time).
 
-A cheap valid inequality is added in both variants: an order at or above the MOQ fills at least
-ceil(moq load / cap) trucks of its supplier in its arrival period (`m.truck_min`).
+A cheap valid inequality is added in both variants: an order fills at least
+max(1, ceil(moq load / cap)) trucks of its supplier in its arrival period (`m.truck_min`; an
+open slot with nothing ordered never pays, so no optimal plan is cut off). For SKUs without
+an MOQ it is v >= y: on the 500 x 26 benchmark it lifts the strong LP bound by about 700 of
+1.93 million, a third of what HiGHS's root cuts add in minutes.
 
 Objective (money divided by `money_scale`, thousands by default, for HiGHS's scaling):
 ordering + holding + trucks + shortfall.
@@ -232,6 +235,15 @@ def order_caps(data: LotSizingData, budget_cap: bool = True) -> np.ndarray:
     return M
 
 
+def truck_minimum(data: LotSizingData) -> np.ndarray:
+    """Trucks an order of each SKU fills at least: max(1, ceil(moq load / capacity)) for SKUs
+    with trucks, 0 for the others."""
+    tidx, tcap, _, _ = data.trucks()
+    cap = np.where(tidx >= 0, tcap[np.maximum(tidx, 0)] if tcap.size else 1.0, 1.0)
+    need = np.maximum(1.0, np.ceil(data.moq_eff * data.load / cap - 1e-9))
+    return np.where(tidx >= 0, need, 0.0)
+
+
 def _lin(coefs, vars_, const=0.0):
     return LinearExpression(constant=float(const), linear_coefs=[float(c) for c in coefs],
                             linear_vars=list(vars_))
@@ -367,13 +379,14 @@ def build_lot_sizing(data: LotSizingData, strong: bool = True,
         return (0, math.ceil(ub - 1e-9))
 
     m.v = pyo.Var(m.V, domain=pyo.NonNegativeIntegers, bounds=v_bounds)
+    min_trucks = truck_minimum(data)
     m.trucks = pyo.Constraint(m.V, rule=lambda m, k, t: _lin(
         [data.load[i] for i, _ in loads[k, t]] + [-tcap[k]],
         [m.x[o] for o in loads[k, t]] + [m.v[k, t]]) <= 0)
-    tmin = [(i, t) for i, t in orders if tidx[i] >= 0 and moq[i] > 0]
+    tmin = [(i, t) for i, t in orders if tidx[i] >= 0]
     m.truck_min = pyo.Constraint(
         pyo.Set(initialize=tmin, dimen=2, ordered=True),
-        rule=lambda m, i, t: _lin([1.0, -math.ceil(moq[i] * data.load[i] / tcap[tidx[i]] - 1e-9)],
+        rule=lambda m, i, t: _lin([1.0, -min_trucks[i]],
                                   [m.v[int(tidx[i]), t + int(L[i])], m.y[i, t]]) >= 0)
 
     # -- facility-location layer (strong)

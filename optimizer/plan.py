@@ -600,8 +600,15 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     strong: bool = True, start: np.ndarray | None = None,
                     lp_bound: bool = True, heuristic: bool = True,
                     lp_coupling: bool = True, solver: str = "appsi_highs",
-                    decompose: bool = False, decompose_share: float = 0.6) -> PlanResult:
+                    decompose: bool = False, decompose_share: float = 0.6,
+                    direct: bool = True) -> PlanResult:
     """Build, warm-start and solve the lot-sizing MIP of `data`.
+
+    direct=True (the default with HiGHS and without `decompose`) runs the same steps on the
+    model built as arrays and handed to HiGHS through highspy (`optimizer.plan_search`;
+    500 SKUs x 26 periods: 0.3 s instead of ~11 s of Pyomo build and load, and the LP
+    solved without the budget and warehouse rows first, then with them from that basis);
+    direct=False builds the Pyomo model of `formulations.lot_sizing` (any Pyomo solver).
 
     decompose=True replaces the LP and LP-guided stages by the supplier decomposition
     (`optimizer.plan_decompose.decomposed_plan`, at most `decompose_share` of the time): the
@@ -642,6 +649,10 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
             notes.append(f"MIP start breaks {len(ev['violations'])} rule(s), first: "
                          f"{ev['violations'][0]}")
     scale = data.money_scale
+    if direct and not decompose and solver in ("appsi_highs", "highs"):
+        return _solve_direct(data, t0, notes, start_obj, time_limit=time_limit, gap=gap,
+                             strong=strong, start=start if start_obj is not None else None,
+                             lp_bound=lp_bound, heuristic=heuristic, lp_coupling=lp_coupling)
     dec = None
     if decompose:
         from optimizer.plan_decompose import decomposed_plan
@@ -767,6 +778,53 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     if (not lp_coupling and (lp_bound or heuristic)) or dec is not None:
         notes.append("LP bound of the model without the period budget and warehouse rows")
     res.message = "; ".join(notes)
+    return res
+
+
+def _solve_direct(data, t0, notes, start_obj, **kw) -> PlanResult:
+    """`solve_plan_data` through `optimizer.plan_search.matrix_plan` (direct=True)."""
+    from optimizer.plan_search import matrix_plan
+
+    out = matrix_plan(data, **kw)
+    seconds = time.perf_counter() - t0
+    if out.x is None:
+        if out.termination == "infeasible":
+            msg = ("infeasible: the LP relaxation has no solution: budget, warehouse and "
+                   "floors together leave no plan (try relaxing one)"
+                   if out.mip_seconds == 0 else
+                   "infeasible: no single period limit explains it; budget, warehouse, MOQ "
+                   "and packs together leave no plan (try relaxing one)")
+            res = _empty_result("infeasible", data, msg, start_obj, out.lp_bound, seconds)
+        else:
+            status = "time_limit" if out.termination == "time_limit" else "error"
+            res = _empty_result(status, data, f"no plan found ({out.message})", start_obj,
+                                out.lp_bound, seconds)
+            res.bound = out.bound
+    else:
+        res = result_from_orders(data, out.x)
+        res.bound = out.bound
+        res.gap = ((res.objective - res.bound) / abs(res.objective) if res.objective
+                   else 0.0)
+        status = out.termination
+        if status in ("time_limit", "error") and res.gap <= kw["gap"] + 1e-12:
+            status = "optimal"  # the bound proves the requested gap after all
+        res.status = status
+    res.lp_bound = out.lp_bound
+    res.start_objective = start_obj
+    res.heuristic_objective = out.heuristic_objective
+    res.solve_seconds = seconds
+    res.build_seconds, res.lp_seconds = out.build_seconds, out.lp_seconds
+    res.heuristic_seconds, res.mip_seconds = out.heuristic_seconds, out.mip_seconds
+    if out.x is not None:
+        notes.insert(0, f"{res.status}: cost {res.objective:,.2f}, bound {res.bound:,.2f}, "
+                        f"gap {100 * res.gap:.2f}%, LP bound {out.lp_bound:,.2f}, start "
+                        + (f"{start_obj:,.2f}" if start_obj is not None else "none")
+                        + (f", LP-guided plan {out.heuristic_objective:,.2f}"
+                           if out.heuristic_objective is not None else ""))
+        notes.append(out.message)
+        if not kw["lp_coupling"] and (kw["lp_bound"] or kw["heuristic"]):
+            notes.append("LP bound of the model without the period budget and warehouse rows")
+        res.message = "; ".join(n for n in notes if n)
     return res
 
 
