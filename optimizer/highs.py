@@ -104,6 +104,8 @@ def _termination(tc) -> str:
 
 
 def _outcome(term, obj, bound, seconds, duals=None, message="") -> SolverOutcome:
+    """The `SolverOutcome` of a HiGHS solve: a solution is held when `obj` is finite; a
+    missing or infinite `bound` becomes NaN."""
     has = obj is not None and math.isfinite(obj)
     return SolverOutcome(
         termination=term,
@@ -142,86 +144,69 @@ def _load_values(model: pyo.ConcreteModel, values) -> None:
 _STREAM_INTERVAL = 0.5
 
 
-def _child_solve(opt, model, conn, time_limit: float, start: float) -> None:
-    """Body of the forked child: translate `model` into HiGHS, give HiGHS what is left of
-    `time_limit` (seconds since `start`, a perf_counter reading of the parent), solve, and
-    send through `conn`, in order: ("ready", seconds of translation), ("incumbent",
-    objective, bound, x) for improving solutions (throttled; the latest always goes before
-    the end), ("bound", b) as the dual bound moves, and last ("done", term, objective,
-    bound, x or None, note) or ("failed", message). x holds the values in `_model_vars`
-    order, NaN for a variable HiGHS does not have."""
-    import threading
+class _Stream:
+    """Child side of the pipe: sends ("incumbent", objective, bound, x) for improving
+    solutions (at most one per `_STREAM_INTERVAL`, the latest kept until it can go) and
+    ("bound", b) as the dual bound moves. `out(x)` turns HiGHS column values into what the
+    parent reads."""
 
-    import numpy as np
+    def __init__(self, conn, out):
+        self.conn, self.out = conn, out
+        self.pending = None
+        self.sent_x = self.sent_b = 0.0
+        self.bound = math.nan
 
-    state = {"pending": None, "sent_x": 0.0, "sent_b": 0.0, "bound": math.nan, "cols": None}
-
-    def bound_of(out):
-        b = out.mip_dual_bound
+    @staticmethod
+    def _bound(data) -> float:
+        b = data.mip_dual_bound
         return float(b) if math.isfinite(b) else math.nan
 
-    def in_model_order(x):
-        cols = state["cols"]
-        return np.where(cols >= 0, np.asarray(x, dtype=float)[np.maximum(cols, 0)], np.nan)
+    def flush(self, now: float) -> None:
+        if self.pending is not None:
+            obj, x = self.pending
+            self.pending = None
+            self.conn.send(("incumbent", obj, self.bound, self.out(x)))
+            self.sent_x = self.sent_b = now
 
-    def flush(now):
-        if state["pending"] is not None:
-            obj, x = state["pending"]
-            state["pending"] = None
-            conn.send(("incumbent", obj, state["bound"], in_model_order(x)))
-            state["sent_x"] = state["sent_b"] = now
+    def on_improving(self, event) -> None:
+        import numpy as np
 
-    def on_improving(event):
-        out = event.data_out
+        data = event.data_out
         now = time.monotonic()
-        state["bound"] = bound_of(out)
-        state["pending"] = (float(out.objective_function_value),
-                            np.array(out.mip_solution, dtype=float))
-        if now - state["sent_x"] >= _STREAM_INTERVAL:
-            flush(now)
+        self.bound = self._bound(data)
+        self.pending = (float(data.objective_function_value),
+                        np.array(data.mip_solution, dtype=float))
+        if now - self.sent_x >= _STREAM_INTERVAL:
+            self.flush(now)
 
-    def on_interrupt(event):
+    def on_interrupt(self, event) -> None:
         now = time.monotonic()
-        bound = bound_of(event.data_out)
-        moved = bound != state["bound"] and not (math.isnan(bound) and math.isnan(state["bound"]))
-        state["bound"] = bound
-        if state["pending"] is not None and now - state["sent_x"] >= _STREAM_INTERVAL:
-            flush(now)
-        elif moved and now - state["sent_b"] >= _STREAM_INTERVAL:
-            conn.send(("bound", bound))
-            state["sent_b"] = now
+        bound = self._bound(event.data_out)
+        moved = bound != self.bound and not (math.isnan(bound) and math.isnan(self.bound))
+        self.bound = bound
+        if self.pending is not None and now - self.sent_x >= _STREAM_INTERVAL:
+            self.flush(now)
+        elif moved and now - self.sent_b >= _STREAM_INTERVAL:
+            self.conn.send(("bound", bound))
+            self.sent_b = now
+
+    def watch(self, highs) -> None:
+        """Subscribe to the MIP callbacks of the highspy instance `highs`."""
+        highs.cbMipImprovingSolution += self.on_improving
+        highs.cbMipInterrupt += self.on_interrupt
+
+
+def _child_main(conn, body) -> None:
+    """Run `body(conn)` in the forked child; it returns the ("done", term, objective, bound,
+    x or None, note) message (x in the parent's order), sent last; an exception is sent as
+    ("failed", message)."""
+    import threading
 
     def work():
         try:
-            t0 = time.perf_counter()
-            opt.set_instance(model)
-            col_of = opt._pyomo_var_to_solver_var_map
-            state["cols"] = np.fromiter((col_of.get(id(v), -1) for v in _model_vars(model)),
-                                        dtype=np.int64)
-            conn.send(("ready", time.perf_counter() - t0))
-            # the limit is the caller's wall clock: the translation used part of it
-            opt.config.time_limit = max(time_limit - (time.perf_counter() - start), 0.01)
-            highs = opt._solver_model
-            highs.cbMipImprovingSolution += on_improving
-            highs.cbMipInterrupt += on_interrupt
-            # the model was translated just now: appsi's change scan before the solve would
-            # only cost time (0.8 s at 2,000 x 52)
-            for key in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
-                        "check_for_new_or_removed_params", "check_for_new_objective",
-                        "update_constraints", "update_vars", "update_params",
-                        "update_named_expressions", "update_objective"):
-                setattr(opt.update_config, key, False)
-            res = opt.solve(model)
-            state["pending"] = None  # the final solution goes with "done"
-            obj = res.best_feasible_objective
-            x = None
-            if obj is not None and math.isfinite(obj):
-                x = in_model_order(opt._sol.col_value)
-            conn.send(("done", _termination(res.termination_condition), obj,
-                       res.best_objective_bound, x, str(res.termination_condition)))
+            conn.send(body(conn))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised
             try:
-                flush(time.monotonic())
                 conn.send(("failed", f"{type(exc).__name__}: {exc}"))
             except Exception:  # noqa: BLE001 - the parent reads a closed pipe as a failure
                 pass
@@ -250,9 +235,19 @@ def _reap(pid: int, wait: float) -> None:
     os.waitpid(pid, 0)
 
 
-def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcome:
-    """Translate and solve `model` with `opt` in a forked child, killed
-    `kill_delay(time_limit)` s after `start` (perf_counter); see `solve_model`."""
+@dataclass
+class _ChildReport:
+    final: tuple | None  # the child's last message ("done" or "failed"), None if killed/gone
+    best: tuple | None  # (objective, x) of the last incumbent streamed
+    bound: float  # last dual bound streamed (NaN: none)
+    ready: float | None  # seconds the child took to set up (None: not done when it ended)
+    killed: bool
+
+
+def _in_child(body, deadline: float) -> _ChildReport:
+    """Fork; the child runs `body(conn)` (see `_child_main`) while this process reads what
+    it streams until its last message or until `deadline` (perf_counter), when it is
+    killed."""
     import gc
     import multiprocessing
 
@@ -267,59 +262,168 @@ def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcom
         try:
             gc.disable()  # a collection would write to (and so copy) every page of the model
             reader.close()
-            _child_solve(opt, model, writer, time_limit, start)
+            _child_main(writer, body)
             writer.close()
         except BaseException:  # noqa: BLE001 - the child must never return into the caller
             code = 1
         finally:
             os._exit(code)
     writer.close()
-    deadline = start + kill_delay(time_limit)
-    best = None  # (objective, values) of the last incumbent received
-    bound = math.nan
-    final = None
-    translation = None
+    rep = _ChildReport(None, None, math.nan, None, False)
     try:
         while True:
             left = deadline - time.perf_counter()
             if left <= 0 or not reader.poll(left):
+                rep.killed = True
                 break
             try:
                 msg = reader.recv()
             except (EOFError, OSError):
                 break  # the child is gone (a message cut short by its exit is dropped)
             if msg[0] == "ready":
-                translation = msg[1]
+                rep.ready = msg[1]
             elif msg[0] == "incumbent":
-                best, bound = (msg[1], msg[3]), msg[2]
+                rep.best, rep.bound = (msg[1], msg[3]), msg[2]
             elif msg[0] == "bound":
-                bound = msg[1]
+                rep.bound = msg[1]
             else:
-                final = msg
+                rep.final = msg
                 break
     finally:
-        _reap(pid, wait=5.0 if final is not None else 0.0)
+        _reap(pid, wait=5.0 if rep.final is not None else 0.0)
         reader.close()
-    if final is not None and final[0] == "done":
-        _, term, obj, fbound, x, note = final
+    return rep
+
+
+def _kept(rep: _ChildReport) -> str:
+    return ("its last incumbent and bound are kept" if rep.best is not None
+            else "it had sent no incumbent")
+
+
+def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcome:
+    """Translate and solve `model` with `opt` in a forked child, killed
+    `kill_delay(time_limit)` s after `start` (perf_counter); see `solve_model`. The child
+    sends ("ready", seconds of translation) once HiGHS holds the model, and solutions as
+    the values of `_model_vars(model)` (NaN for a variable HiGHS does not have)."""
+    import numpy as np
+
+    def body(conn):
+        t0 = time.perf_counter()
+        opt.set_instance(model)
+        col_of = opt._pyomo_var_to_solver_var_map
+        cols = np.fromiter((col_of.get(id(v), -1) for v in _model_vars(model)), dtype=np.int64)
+
+        def out(x):
+            return np.where(cols >= 0, np.asarray(x, dtype=float)[np.maximum(cols, 0)], np.nan)
+
+        conn.send(("ready", time.perf_counter() - t0))
+        # the limit is the caller's wall clock: the translation used part of it
+        opt.config.time_limit = max(time_limit - (time.perf_counter() - start), 0.01)
+        stream = _Stream(conn, out)
+        stream.watch(opt._solver_model)
+        # the model was translated just now: appsi's change scan before the solve would
+        # only cost time (0.8 s at 2,000 x 52)
+        for key in ("check_for_new_or_removed_constraints", "check_for_new_or_removed_vars",
+                    "check_for_new_or_removed_params", "check_for_new_objective",
+                    "update_constraints", "update_vars", "update_params",
+                    "update_named_expressions", "update_objective"):
+            setattr(opt.update_config, key, False)
+        res = opt.solve(model)
+        obj = res.best_feasible_objective
+        x = out(opt._sol.col_value) if obj is not None and math.isfinite(obj) else None
+        return ("done", _termination(res.termination_condition), obj,
+                res.best_objective_bound, x, str(res.termination_condition))
+
+    rep = _in_child(body, start + kill_delay(time_limit))
+    if rep.final is not None and rep.final[0] == "done":
+        _, term, obj, bound, x, note = rep.final
         if x is not None:
             _load_values(model, x)
-        return _outcome(term, obj if x is not None else None, fbound,
+        return _outcome(term, obj if x is not None else None, bound,
                         time.perf_counter() - start, message=note)
-    if best is not None:
-        _load_values(model, best[1])
+    if rep.best is not None:
+        _load_values(model, rep.best[1])
+    obj = rep.best[0] if rep.best is not None else None
     seconds = time.perf_counter() - start
-    obj = best[0] if best is not None else None
-    kept = "its last incumbent and bound are kept" if best is not None else \
-        "it had sent no incumbent"
-    stage = (f"after {translation:.0f} s of translation" if translation is not None
-             else "still translating the model")
-    if final is None and time.perf_counter() >= deadline:
-        note = (f"HiGHS killed {deadline - start:.0f} s in ({stage}), past its "
-                f"{time_limit:g} s limit; {kept}")
-        return _outcome("time_limit", obj, bound, seconds, message=note)
-    why = final[1] if final is not None else "the solver process ended without a result"
-    return _outcome("error", obj, bound, seconds, message=f"{why}; {kept}")
+    if rep.killed:
+        stage = (f"after {rep.ready:.0f} s of translation" if rep.ready is not None
+                 else "still translating the model")
+        note = (f"HiGHS killed {kill_delay(time_limit):.0f} s in ({stage}), past its "
+                f"{time_limit:g} s limit; {_kept(rep)}")
+        return _outcome("time_limit", obj, rep.bound, seconds, message=note)
+    why = rep.final[1] if rep.final is not None else "the solver process ended without a result"
+    return _outcome("error", obj, rep.bound, seconds, message=f"{why}; {_kept(rep)}")
+
+
+@dataclass
+class HighsRun:
+    """Outcome of `run_highs`. termination: optimal | infeasible | time_limit | unbounded |
+    error; objective: of the incumbent (NaN: none); bound: MIP dual bound (NaN: unknown);
+    x: the incumbent's column values (None: none); seconds: wall time of the call; killed:
+    whether the child was killed at the deadline (the incumbent and bound are then the last
+    it streamed)."""
+
+    termination: str
+    objective: float
+    bound: float
+    x: object  # numpy array of column values, or None
+    seconds: float
+    killed: bool = False
+    message: str = ""
+
+
+_MODEL_STATUS = {"kOptimal": "optimal", "kInfeasible": "infeasible", "kTimeLimit": "time_limit",
+                 "kUnbounded": "unbounded", "kUnboundedOrInfeasible": "infeasible",
+                 "kInterrupt": "time_limit", "kSolutionLimit": "time_limit",
+                 "kIterationLimit": "time_limit"}
+
+
+def run_highs(highs, time_limit: float) -> HighsRun:
+    """Run the highspy instance `highs` (model, options and any MIP start already set) with
+    a hard wall-clock limit: HiGHS runs in a forked child with its own `time_limit`
+    (seconds), and the child is killed `kill_delay(time_limit)` s after the call. The parent's
+    `highs` is left as it was (not run): read the outcome from the returned `HighsRun`.
+    Needs fork (POSIX); elsewhere HiGHS runs here with only its own limit."""
+    import numpy as np
+
+    start = time.perf_counter()
+
+    def finish(h, x_ok):
+        info = h.getInfo()
+        has = int(info.primal_solution_status) == 2 and x_ok
+        bound = info.mip_dual_bound if info.mip_node_count >= 0 else (
+            info.objective_function_value if has else math.nan)
+        term = _MODEL_STATUS.get(h.getModelStatus().name, "error")
+        x = np.array(h.getSolution().col_value, dtype=float) if has else None
+        return term, float(info.objective_function_value) if has else math.nan, float(bound), x
+
+    if not fork_available():
+        highs.setOptionValue("time_limit", max(float(time_limit), 0.01))
+        highs.run()
+        term, obj, bound, x = finish(highs, highs.getSolution().value_valid)
+        return HighsRun(term, obj, bound, x, time.perf_counter() - start,
+                        message=highs.getModelStatus().name)
+
+    def body(conn):
+        highs.setOptionValue("time_limit", max(time_limit - (time.perf_counter() - start), 0.01))
+        _Stream(conn, lambda x: x).watch(highs)
+        highs.run()
+        term, obj, bound, x = finish(highs, highs.getSolution().value_valid)
+        return ("done", term, obj, bound, x, highs.getModelStatus().name)
+
+    rep = _in_child(body, start + kill_delay(time_limit))
+    seconds = time.perf_counter() - start
+    if rep.final is not None and rep.final[0] == "done":
+        _, term, obj, bound, x, note = rep.final
+        bound = bound if math.isfinite(bound) else math.nan
+        return HighsRun(term, obj, bound, x, seconds, message=note)
+    obj, x = rep.best if rep.best is not None else (math.nan, None)
+    if rep.killed:
+        note = f"HiGHS killed {kill_delay(time_limit):.0f} s in, past its {time_limit:g} s " \
+               f"limit; {_kept(rep)}"
+        return HighsRun("time_limit", obj, rep.bound, x, seconds, killed=True, message=note)
+    why = rep.final[1] if rep.final is not None else "the solver process ended without a result"
+    return HighsRun("error", obj, rep.bound, x, seconds, message=f"{why}; {_kept(rep)}")
 
 
 def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_limit=None,

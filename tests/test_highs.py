@@ -211,3 +211,76 @@ def test_hard_limit_reports_a_failing_child_as_error(monkeypatch):
     out = highs.solve_model(_hard_knapsack(n=30, m=3), time_limit=60.0)
     assert (out.termination, out.solution) == ("error", "none")
     assert "solver exploded" in out.message
+
+
+# --- run_highs: the same hard limit for a highspy instance built without Pyomo -------------
+
+def _highs_knapsack(n=400, m=40, seed=0):
+    # the knapsack of _hard_knapsack as a highspy instance; returns (highs, w, cap, v)
+    import highspy
+
+    rng = np.random.default_rng(seed)
+    w = rng.integers(10, 100, (m, n))
+    v = rng.integers(10, 100, n)
+    cap = w.sum(axis=1) // 3
+    h = highspy.Highs()
+    h.silent()
+    h.addVars(n, np.zeros(n), np.ones(n))
+    h.changeColsIntegrality(n, np.arange(n), np.array([highspy.HighsVarType.kInteger] * n))
+    h.changeColsCost(n, np.arange(n), v.astype(float))
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    for k in range(m):
+        h.addRow(-highspy.kHighsInf, float(cap[k]), n, np.arange(n), w[k].astype(float))
+    return h, w, cap, v
+
+
+def _assert_knapsack_plan(run, w, cap, v):
+    assert run.x is not None
+    x = np.asarray(run.x)
+    assert np.allclose(x, np.round(x), atol=1e-6)
+    assert np.all(w @ x <= cap + 1e-6)
+    assert v @ x == pytest.approx(run.objective)
+    assert run.bound >= run.objective - 1e-6  # maximisation
+
+
+def test_run_highs_kills_a_run_past_its_limit(monkeypatch):
+    monkeypatch.setattr(highs, "kill_delay", lambda limit: 2.0)
+    h, w, cap, v = _highs_knapsack()
+    t0 = time.perf_counter()
+    run = highs.run_highs(h, 10_000.0)
+    assert time.perf_counter() - t0 < 12.0
+    assert run.killed and run.termination == "time_limit"
+    _assert_knapsack_plan(run, w, cap, v)
+
+
+def test_run_highs_completes_as_highs_in_process():
+    h, w, cap, v = _highs_knapsack(n=30, m=3)
+    run = highs.run_highs(h, 60.0)
+    assert not run.killed and run.termination == "optimal"
+    _assert_knapsack_plan(run, w, cap, v)
+    h.run()  # the caller's instance was not run by run_highs; here it is
+    assert h.getInfo().objective_function_value == pytest.approx(run.objective)
+    assert run.bound == pytest.approx(run.objective)
+
+
+def test_run_highs_hands_the_mip_start_to_highs():
+    import highspy
+
+    opt_model, planted, planted_cost = _market_split()
+    from pyomo.contrib.appsi.solvers import Highs
+
+    opt = Highs()
+    opt.set_instance(opt_model)  # the market split as a highspy instance
+    h = opt._solver_model
+    h.silent()
+    col = opt._pyomo_var_to_solver_var_map
+    start = np.zeros(h.getNumCol())
+    for j, var in opt_model.x.items():
+        start[col[id(var)]] = planted[j]
+    sol = highspy.HighsSolution()
+    sol.col_value = start
+    sol.value_valid = True
+    h.setSolution(sol)
+    run = highs.run_highs(h, 1.0)
+    assert run.termination == "time_limit" and run.objective == pytest.approx(planted_cost)
+    assert run.bound <= run.objective + 1e-6
