@@ -89,3 +89,19 @@ def test_mip_optimum_equals_the_pyomo_model_and_start_round_trips(seed, backlog)
     assert np.allclose(z[pm.integer], np.round(z[pm.integer]))
     assert (pm.c @ z + pm.offset) * scale == pytest.approx(ev["cost"], rel=1e-9)
     assert np.array_equal(orders_of(pm, data, z), x)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("gap", [EXACT, 0.05, 0.5])
+def test_matrix_plan_sandwiches_the_optimum_within_the_gap(seed, gap):
+    from optimizer.plan_search import matrix_plan
+
+    data = _data(seed)
+    opt = solve_plan_data(data, gap=EXACT, lp_bound=False, direct=False)  # Pyomo path
+    out = matrix_plan(data, gap=gap)
+    assert out.termination == "optimal"
+    assert evaluate(data, out.x)["violations"] == []
+    assert out.bound <= opt.objective * (1 + 1e-9) <= out.objective * (1 + 1e-9) + 1e-9
+    assert out.objective - out.bound <= gap * out.objective + 1e-9
+    assert out.lp_bound <= out.bound + 1e-9
+    assert out.history[-1][1] == out.objective
