@@ -235,6 +235,10 @@ def _reap(pid: int, wait: float) -> None:
     os.waitpid(pid, 0)
 
 
+class _NoFork(RuntimeError):
+    """The child process could not be forked; the solve goes ahead in this process."""
+
+
 @dataclass
 class _ChildReport:
     final: tuple | None  # the child's last message ("done" or "failed"), None if killed/gone
@@ -256,7 +260,12 @@ def _in_child(body, deadline: float) -> _ChildReport:
         # Python >= 3.12 warns on fork with threads alive; the child touches no lock those
         # threads may hold (it runs HiGHS on a thread of its own and writes to a pipe)
         warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # e.g. no memory for the copy: the caller solves in process
+            reader.close()
+            writer.close()
+            raise _NoFork(str(exc)) from exc
     if pid == 0:  # child
         code = 0
         try:
@@ -383,7 +392,8 @@ def run_highs(highs, time_limit: float) -> HighsRun:
     a hard wall-clock limit: HiGHS runs in a forked child with its own `time_limit`
     (seconds), and the child is killed `kill_delay(time_limit)` s after the call. The parent's
     `highs` is left as it was (not run): read the outcome from the returned `HighsRun`.
-    Needs fork (POSIX); elsewhere HiGHS runs here with only its own limit."""
+    Where fork is unavailable or fails, HiGHS runs here with only its own limit (and
+    `highs` then holds the solve)."""
     import numpy as np
 
     start = time.perf_counter()
@@ -397,12 +407,15 @@ def run_highs(highs, time_limit: float) -> HighsRun:
         x = np.array(h.getSolution().col_value, dtype=float) if has else None
         return term, float(info.objective_function_value) if has else math.nan, float(bound), x
 
-    if not fork_available():
+    def here():
         highs.setOptionValue("time_limit", max(float(time_limit), 0.01))
         highs.run()
         term, obj, bound, x = finish(highs, highs.getSolution().value_valid)
         return HighsRun(term, obj, bound, x, time.perf_counter() - start,
                         message=highs.getModelStatus().name)
+
+    if not fork_available():
+        return here()
 
     def body(conn):
         highs.setOptionValue("time_limit", max(time_limit - (time.perf_counter() - start), 0.01))
@@ -411,7 +424,10 @@ def run_highs(highs, time_limit: float) -> HighsRun:
         term, obj, bound, x = finish(highs, highs.getSolution().value_valid)
         return ("done", term, obj, bound, x, highs.getModelStatus().name)
 
-    rep = _in_child(body, start + kill_delay(time_limit))
+    try:
+        rep = _in_child(body, start + kill_delay(time_limit))
+    except _NoFork:
+        return here()
     seconds = time.perf_counter() - start
     if rep.final is not None and rep.final[0] == "done":
         _, term, obj, bound, x, note = rep.final
@@ -440,8 +456,8 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
     killed `kill_delay(time_limit)` s after the call, so the call returns by then whatever
     HiGHS does; the incumbent and dual bound the child last streamed come back as
     termination "time_limit" (the message says "killed"). It needs a `time_limit`, fork
-    (POSIX) and neither `persistent` nor `want_duals`; otherwise, and with
-    `hard_limit=False`, HiGHS runs in this process with `time_limit` counted from its own
+    (POSIX; a fork that fails falls back too) and neither `persistent` nor `want_duals`;
+    otherwise, and with `hard_limit=False`, HiGHS runs in this process with `time_limit` counted from its own
     start (the translation comes first, 15-25 s for a 320,000-variable plan), and a
     watchdog cancels it at `watchdog_delay(time_limit)`, which HiGHS may not notice for
     minutes. Default (None): the child for a MIP (an unfixed integer variable), this
@@ -458,7 +474,10 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
         child = (time_limit is not None and persistent is None and not want_duals
                  and fork_available())
         if child and (hard_limit or (hard_limit is None and _has_integers(model))):
-            return _solve_in_child(opt, model, float(time_limit), start)
+            try:
+                return _solve_in_child(opt, model, float(time_limit), start)
+            except _NoFork:
+                pass  # in process below, with the watchdog
         fired = []
         timer = None
         if time_limit is not None:

@@ -200,6 +200,19 @@ def test_hard_limit_falls_back_in_process_without_fork(monkeypatch):
     assert out.termination == "optimal"
 
 
+def test_hard_limit_falls_back_in_process_when_fork_fails(monkeypatch):
+    def no_memory():
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(highs.os, "fork", no_memory)
+    out = highs.solve_model(_hard_knapsack(n=30, m=3), time_limit=60.0, hard_limit=True)
+    assert out.termination == "optimal"
+    h, w, cap, v = _highs_knapsack(n=30, m=3)
+    run = highs.run_highs(h, 60.0)
+    assert run.termination == "optimal" and not run.killed
+    _assert_knapsack_plan(run, w, cap, v)
+
+
 def test_hard_limit_reports_a_failing_child_as_error(monkeypatch):
     # an exception inside the child comes back as termination "error" naming it, not raised
     from pyomo.contrib.appsi.solvers import Highs
