@@ -16,10 +16,14 @@ of the way to the unconstrained peak. The run shows both bind: periods at the li
 in the returned plan and the LP bound rising when each limit is added.
 
 Printed side by side, all on the same data:
-  1. strong (facility-location) formulation + (R, Z) MIP start + LP-guided restricted MIP,
-     up to --target-limit seconds: wall time to gap <= --gap (build, LP, heuristic, MIP
-     apart), objective, bound, gap;
-  2. LP relaxation of the strong and of the plain big-M formulation: value and solve time;
+  1. the pipeline of `optimizer plan` (`solve_plan_data`: strong formulation built as arrays
+     for highspy, LP bound, (R, Z) MIP start, LP-guided restricted MIP, full MIP; it stops
+     as soon as the gap <= --gap), up to --target-limit seconds: wall time to the gap
+     (build, LP, heuristic, MIP apart), objective, bound, gap, and the machine load;
+  1d. the same steps on the Pyomo model (direct=False) at --time-limit;
+  2. LP relaxation of the strong and of the plain big-M formulation: value and solve time
+     (Pyomo model, and arrays with the budget/warehouse rows added after a first solve
+     without them);
   3. the plain formulation through the same pipeline at the same time limit;
   4. the MIP start's effect: the strong model without the heuristic, with and without the
      (R, Z) start (time, gap), and the start's cost against the best plan found; on the
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,11 +123,17 @@ def run_main(n, T, seed, time_limit, gap, target_limit):
           f"{int((data.multiple > 0).sum())} with packs, lead times {data.lead.min()}-"
           f"{data.lead.max()} periods")
 
+    load0 = os.getloadavg()[0]
     strong = solve_plan_data(data, time_limit=target_limit, gap=gap, strong=True, start=start)
-    print(row(f"1. strong + start + LP-guided MIP ({target_limit:g} s)", strong, data))
+    print(row(f"1. pipeline: strong, arrays ({target_limit:g} s)", strong, data))
     print("   " + binding_report(data, strong))
     print(f"   start (R,Z) {strong.start_objective and f'{strong.start_objective:,.0f}'}"
-          f"; LP-guided plan {strong.heuristic_objective and f'{strong.heuristic_objective:,.0f}'}")
+          f"; LP-guided plan {strong.heuristic_objective and f'{strong.heuristic_objective:,.0f}'}"
+          f"; load average {load0:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print("   " + strong.message[:400])
+    pyo_run = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=True, start=start,
+                              direct=False)
+    print(row(f"1d. strong, Pyomo model ({time_limit:g} s)", pyo_run, data))
 
     dec = solve_plan_data(data, time_limit=time_limit, gap=gap, strong=True, start=start,
                           decompose=True)
@@ -150,6 +161,29 @@ def run_main(n, T, seed, time_limit, gap, target_limit):
             lps[name, rows] = v * scale
             print(f"2. LP bound {name:<6} {rows:<20} {v * scale:14,.0f}  {sec:6.1f} s  "
                   f"({100 * (best - v * scale) / best:.2f}% below the best plan)")
+    from optimizer.plan_matrix import build_plan_matrix, set_limits, to_highs
+
+    for name, is_strong in (("strong", True), ("plain", False)):
+        t1 = time.perf_counter()
+        pm = build_plan_matrix(data, strong=is_strong)
+        h = to_highs(pm, relax=True)
+        t_build = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        h.run()
+        cold = time.perf_counter() - t1
+        v_cold = h.getInfo().objective_function_value * scale
+        h = to_highs(pm, relax=True, without_limits=True)
+        t1 = time.perf_counter()
+        h.run()
+        free = time.perf_counter() - t1
+        set_limits(h, pm)
+        h.run()
+        both = time.perf_counter() - t1
+        v = h.getInfo().objective_function_value * scale
+        print(f"2. LP bound {name:<6} arrays {v:14,.0f}: {cold:5.1f} s from scratch "
+              f"({v_cold:,.0f}), {both:5.1f} s without the limits then with them "
+              f"({free:.1f} + {both - free:.1f}); build + load {t_build:.2f} s; load average "
+              f"{os.getloadavg()[0]:.2f}")
     for name, without in (("budget", ("budget",)), ("warehouse", ("warehouse",))):
         m = build_lot_sizing(data, strong=True)
         v, _ = lp_relaxation(m, without=without)

@@ -218,8 +218,8 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
             stage["stop"] = True
 
     def on_interrupt(event):
-        if stage.get("stop"):
-            event.data_in.user_interrupt = True
+        # set both ways: HiGHS keeps the flag between runs of the same instance
+        event.data_in.user_interrupt = bool(stage.get("stop"))
 
     mip.cbMipImprovingSolution += on_improving
     mip.cbMipInterrupt += on_interrupt
@@ -240,7 +240,9 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
             _set_open(mip, pm, is_open)
             if out.x is not None:
                 _give_start(mip, pm, data, out.x)
-            _run(mip, rest)
+            sec = _run(mip, rest)
+            notes.append(f"LP-guided MIP ({int(is_open.sum())} slots open): "
+                         f"{mip.getModelStatus().name} in {sec:.1f} s")
             if _has_solution(mip):
                 offer(orders_of(pm, data, np.array(mip.getSolution().col_value)), "LP-guided")
                 break
@@ -270,7 +272,7 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
         out.bound = float(np.nanmax([mb * scale, out.bound]))
     if status == "kInfeasible" and out.x is None:
         out.termination = "infeasible"
-    elif done() or status in ("kOptimal", "kInterrupt"):
+    elif done() or status == "kOptimal":
         out.termination = "optimal"
     elif status == "kTimeLimit" or time_limit is not None:
         out.termination = "time_limit"
