@@ -274,14 +274,36 @@ def build_plan_matrix(data: LotSizingData, strong: bool = True) -> PlanMatrix:
                       budget_row=budget_row, warehouse_row=warehouse_row)
 
 
+def _quiet_highs():
+    """A `highspy.Highs` with output off. Its constructor prints HiGHS's banner to file
+    descriptor 1 (once per process), which would corrupt `optimizer plan --format json` on
+    stdout, so descriptor 1 points to /dev/null while it runs."""
+    import os
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+    h.setOptionValue("output_flag", False)
+    return h
+
+
 def to_highs(pm: PlanMatrix, relax: bool = False, without_limits: bool = False):
     """A `highspy.Highs` holding the model (output off); `relax`: no integer columns;
     `without_limits`: the budget and warehouse rows free (-inf, inf) so they can be put back
     by `set_limits` (dual simplex then starts from the basis it has)."""
     import highspy
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = _quiet_highs()
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = pm.num_col, pm.num_row
     lp.col_cost_, lp.col_lower_, lp.col_upper_ = pm.c, pm.lb, pm.ub

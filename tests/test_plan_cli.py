@@ -213,3 +213,18 @@ def test_bundled_plan_demo(tmp_path):
         demo / "open_orders.csv", "quantity", 12, load_instance(demo).sku, unique=False))
     spend = max(p["spend"] for p in doc["periods"])
     assert 0.99 * 45000.0 <= spend <= 45000.0 + 1e-6  # the period budget is (nearly) used up
+
+
+def test_json_on_stdout_of_a_separate_process_is_only_the_document(tmp_path):
+    # HiGHS prints a banner on file descriptor 1 when the first highspy instance is made;
+    # CliRunner does not see that descriptor, a real process does
+    import subprocess
+    import sys
+
+    inst = _instance(tmp_path)
+    out = subprocess.run([sys.executable, "-c", "from optimizer.cli import main; main()", "plan",
+                          str(inst), "--horizon", "6", "--period-days", "7", "--format", "json"],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    doc = json.loads(out.stdout)
+    assert doc["status"] == "optimal"
+    assert doc["objective"] >= doc["bound"] - 1e-6
