@@ -210,7 +210,7 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
                        tol: float = 1e-3, max_iter: int = 25, penalty_guess=None,
-                       bound_tol: float | None = None, warm=None
+                       bound_tol: float | None = None, warm=None, guess_width: float = 0.01
                        ) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
@@ -266,35 +266,44 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         keep["notes"][at] = s.notes[meets]
         return s, fill
 
-    lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
-    hi = np.maximum(lo, sub.hold_r) * 4.0
-    if penalty_guess is not None:
-        g = np.asarray(penalty_guess, dtype=float)[idx]
-        ok = np.isfinite(g) & (g > lo)
-        lo = np.where(ok, np.maximum(lo, g / 1.05), lo)
-        hi = np.where(ok, np.maximum(g * 1.05, lo * 1.01), hi)
-    f_lo = fill_at(lo)[1] - target
-    # the lower end must miss the target (else it is the answer's side already)
-    met = f_lo >= 0
     base_lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
-    retry = np.flatnonzero(met & (lo > base_lo))
-    if retry.size:
-        lo[retry] = base_lo[retry]
+    lo = base_lo.copy()
+    hi = np.maximum(lo, sub.hold_r) * 4.0
+    guided = np.zeros(idx.size, dtype=bool)
+    if penalty_guess is not None:
+        # a narrow first bracket around the guess: in a re-pricing round nine SKUs in ten
+        # land within 1% of it, and a bracket that already pins the price ends the search
+        # in two passes where +-5% took five
+        g = np.asarray(penalty_guess, dtype=float)[idx]
+        guided = np.isfinite(g) & (g > lo)
+        lo = np.where(guided, np.maximum(lo, g / (1 + guess_width)), lo)
+        hi = np.where(guided, np.maximum(g * (1 + guess_width), lo * 1.001), hi)
+    f_lo = fill_at(lo)[1] - target
+    f_hi = np.full(idx.size, np.nan)
+    # the lower end must miss the target; where it meets it, it is an upper end instead, and
+    # the lower end steps down (by 25% once for a guided SKU, then to the SKU's own price)
+    for factor in (1.25, np.inf):
+        retry = np.flatnonzero((f_lo >= 0) & (lo > base_lo) & (guided | (factor == np.inf)))
+        if not retry.size:
+            continue
+        hi[retry], f_hi[retry] = lo[retry], f_lo[retry]
+        lo[retry] = np.maximum(lo[retry] / factor, base_lo[retry])
         f_lo[retry] = fill_at(lo[retry], retry)[1] - target[retry]
     done = f_lo >= 0  # the SKU's own shortage price already meets its target
-    f_hi = np.zeros(idx.size)
-    rows = np.flatnonzero(~done)
+    rows = np.flatnonzero(~done & np.isnan(f_hi))
     if rows.size:
         f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
     hi = np.where(done, lo, hi)
     f_hi = np.where(done, f_lo, f_hi)
+    grow = np.where(guided, 1.25, 4.0)
     for _ in range(60):  # grow the bracket until every SKU meets its target at hi
         short = f_hi < 0
         if not short.any():
             break
         lo = np.where(short, hi, lo)
         f_lo = np.where(short, f_hi, f_lo)
-        hi = np.where(short, hi * 4.0, hi)
+        hi = np.where(short, hi * grow, hi)
+        grow = np.where(short, 4.0, grow)  # a guess off by more than 25%: wide steps
         rows = np.flatnonzero(short)
         f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
     # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi); a SKU
