@@ -218,8 +218,10 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
             stage["stop"] = True
 
     def on_interrupt(event):
-        # set both ways: HiGHS keeps the flag between runs of the same instance
-        event.data_in.user_interrupt = bool(stage.get("stop"))
+        # set both ways: HiGHS keeps the flag between runs of the same instance; the
+        # deadline is the caller's wall clock, which HiGHS's own limit may overrun
+        late = time_limit is not None and time.perf_counter() > t0 + time_limit
+        event.data_in.user_interrupt = bool(stage.get("stop") or late)
 
     mip.cbMipImprovingSolution += on_improving
     mip.cbMipInterrupt += on_interrupt
@@ -261,20 +263,32 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
     mip.setOptionValue("mip_rel_gap", gap)
     if out.x is not None:
         _give_start(mip, pm, data, out.x)
-    _run(mip, left())
+    if time_limit is not None:
+        # in a forked child killed shortly after the limit (`optimizer.highs.run_highs`):
+        # on the full model HiGHS was seen to run 96 s on a 40 s limit, deaf to its own limit,
+        # to cancelSolve and to the interrupt callback in some phase of its root node
+        from optimizer.highs import run_highs
+
+        hr = run_highs(mip, left())
+        if hr.x is not None:
+            offer(orders_of(pm, data, np.asarray(hr.x, dtype=float)), "MIP")
+        mb, status = hr.bound, hr.termination
+        notes.append(hr.message)
+    else:
+        _run(mip, None)
+        if _has_solution(mip):
+            offer(orders_of(pm, data, np.array(mip.getSolution().col_value)), "MIP")
+        mb = mip.getInfo().mip_dual_bound
+        status = {"kOptimal": "optimal", "kInfeasible": "infeasible"}.get(
+            mip.getModelStatus().name, "error")
     out.mip_seconds = time.perf_counter() - t1
-    info = mip.getInfo()
-    status = mip.getModelStatus().name
-    if _has_solution(mip):
-        offer(orders_of(pm, data, np.array(mip.getSolution().col_value)), "MIP")
-    mb = info.mip_dual_bound
     if math.isfinite(mb):
         out.bound = float(np.nanmax([mb * scale, out.bound]))
-    if status == "kInfeasible" and out.x is None:
+    if status == "infeasible" and out.x is None:
         out.termination = "infeasible"
-    elif done() or status == "kOptimal":
+    elif done() or status == "optimal":
         out.termination = "optimal"
-    elif status == "kTimeLimit" or time_limit is not None:
+    elif time_limit is not None:
         out.termination = "time_limit"
     else:
         out.termination = "error"
