@@ -1343,47 +1343,41 @@ def _exchange_core(C, U, lam_a, b, norm, passes):
     return pick
 
 
-def _fitting_prefix(key, added, room, items, first: int = 256):
-    """The items in order of least `key` (stable) up to the first whose cumulative
-    `added` (K, m) would exceed `room` (K,) in some row: the longest prefix that fits.
-    Sorts only a growing head of the order."""
+def _sorted_heads(key, first: int = 256):
+    """Successive heads of the stable ascending order of `key`: the first ~`first` items
+    (with every tie of the last one), then four times as many, ..., then all of them.
+    Each is that order's exact prefix, so a caller that needs only the start of the order
+    sorts a few hundred of thousands."""
     m = key.size
     k = min(first, m)
     while True:
         if k >= m:
-            head = np.argsort(key, kind="stable")
-        else:
-            part = np.argpartition(key, k - 1)[:k]
-            head = np.flatnonzero(key <= key[part].max())
-            head = head[np.argsort(key[head], kind="stable")]
+            yield np.argsort(key, kind="stable")
+            return
+        part = np.argpartition(key, k - 1)[:k]
+        head = np.flatnonzero(key <= key[part].max())
+        yield head[np.argsort(key[head], kind="stable")]
+        k = min(4 * k, m)
+
+
+def _fitting_prefix(key, added, room, items):
+    """The items in order of least `key` (stable) up to the first whose cumulative
+    `added` (K, m) would exceed `room` (K,) in some row: the longest prefix that fits."""
+    for head in _sorted_heads(key):
         fits = np.all(np.cumsum(added[:, head], axis=1) <= room[:, None], axis=0)
         if not fits.all():
             return items[head[:int(np.argmin(fits))]]
-        if head.size >= m:
-            return items[head]
-        k = min(4 * k, m)
+    return items[head]
 
 
-def _cheapest_prefix(ratio, relief, need, items, first: int = 256):
+def _cheapest_prefix(ratio, relief, need, items):
     """The items of least `ratio` (stable order) whose `relief` adds up to `need`: the
-    shortest such prefix of the sorted order, or all items when they cannot cover it.
-    Sorts only a growing head of the order (usually a few hundred of thousands)."""
-    m = ratio.size
-    k = min(first, m)
-    while True:
-        if k >= m:
-            head = np.argsort(ratio, kind="stable")
-        else:
-            # the k smallest, ties broken by position as a stable full sort would
-            part = np.argpartition(ratio, k - 1)[:k]
-            cut_at = ratio[part].max()
-            head = np.flatnonzero(ratio <= cut_at)
-            head = head[np.argsort(ratio[head], kind="stable")]
+    shortest such prefix of the sorted order, or all items when they cannot cover it."""
+    for head in _sorted_heads(ratio):
         covered = np.cumsum(relief[head])
-        if covered[-1] >= need or head.size >= m:
-            n_take = int(np.searchsorted(covered, need)) + 1
-            return items[head[:n_take]]
-        k = min(4 * k, m)
+        if covered[-1] >= need or head.size >= ratio.size:
+            return items[head[:int(np.searchsorted(covered, need)) + 1]]
+    return items[head]
 
 
 def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
