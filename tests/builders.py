@@ -28,3 +28,20 @@ def make_instance(annual_demand, ordering_cost, holding_cost, unit_cost=1.0, *, 
         order_multiple=arr(order_multiple), unit_volume=arr(unit_volume),
         unit_weight=arr(unit_weight), supplier=arr(supplier, object),
         supplier_on_time=arr(supplier_on_time), sales_share=arr(sales_share))
+
+
+def small_plan_fields(rng, n: int, T: int, *, max_lead: int, least_on_hand: int) -> dict:
+    """LotSizingData fields of a small random purchase-plan instance: four suppliers (A, B,
+    C with trucks, D without: its SKU carries load 0), MOQs, packs, floors, stock on hand;
+    lead times 0..max_lead-1 periods."""
+    return dict(
+        sku=[f"S{i}" for i in range(n)], supplier=(["A", "A", "B", "B", "C", "C", "D"] * 2)[:n],
+        demand=rng.integers(2, 12, (n, T)).astype(float), lead=rng.integers(0, max_lead, n),
+        on_hand=rng.integers(least_on_hand, 15, n).astype(float),
+        floor=rng.choice([0.0, 3.0], n),
+        unit_cost=rng.uniform(1, 4, n).round(1), ordering_cost=rng.uniform(10, 40, n).round(1),
+        holding_cost=rng.uniform(0.3, 1.5, n).round(2), moq=rng.choice([0.0, 8.0], n),
+        multiple=rng.choice([0.0, 2.0], n), unit_volume=rng.uniform(0.5, 1.5, n).round(2),
+        load=np.where(np.arange(n) == n - 1, 0.0, rng.uniform(1, 3, n).round(1)),
+        truck_capacity={"A": 30.0, "B": 25.0, "C": 20.0},
+        truck_cost={"A": 40.0, "B": 30.0, "C": 25.0})

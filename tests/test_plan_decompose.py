@@ -8,6 +8,8 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
+from builders import small_plan_fields
+
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
 from optimizer.plan import (check_plan, diagnose, evaluate, lp_relaxation, result_from_orders,
@@ -21,16 +23,7 @@ def _instance(seed, n=7, T=6, budget_share=0.75, space_share=0.8):
     """Three suppliers with trucks and one SKU without (load 0); budget and warehouse cut
     into the plan without them."""
     rng = np.random.default_rng(seed)
-    kw = dict(
-        sku=[f"S{i}" for i in range(n)], supplier=(["A", "A", "B", "B", "C", "C", "D"] * 2)[:n],
-        demand=rng.integers(2, 12, (n, T)).astype(float), lead=rng.integers(0, 2, n),
-        on_hand=rng.integers(5, 15, n).astype(float), floor=rng.choice([0.0, 3.0], n),
-        unit_cost=rng.uniform(1, 4, n).round(1), ordering_cost=rng.uniform(10, 40, n).round(1),
-        holding_cost=rng.uniform(0.3, 1.5, n).round(2), moq=rng.choice([0.0, 8.0], n),
-        multiple=rng.choice([0.0, 2.0], n), unit_volume=rng.uniform(0.5, 1.5, n).round(2),
-        load=np.where(np.arange(n) == n - 1, 0.0, rng.uniform(1, 3, n).round(1)),
-        truck_capacity={"A": 30.0, "B": 25.0, "C": 20.0},
-        truck_cost={"A": 40.0, "B": 30.0, "C": 25.0})
+    kw = small_plan_fields(rng, n, T, max_lead=2, least_on_hand=5)
     free = LotSizingData(**kw)
     # the optimum without limits, then limits that cut into it
     res = solve_plan_data(free, gap=EXACT, lp_bound=False)

@@ -6,6 +6,8 @@ feasible with the plan's cost, and the orders read back unchanged."""
 import numpy as np
 import pytest
 
+from builders import small_plan_fields
+
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.plan import evaluate, lp_relaxation, solve_plan_data
 from optimizer.plan_matrix import (build_plan_matrix, orders_of, plan_columns, set_limits,
@@ -18,18 +20,10 @@ def _data(seed, backlog=False, n=7, T=7):
     """Three suppliers with trucks and one SKU without; lead times 0-2 (stock that is data
     in the first periods), MOQ, packs, open orders; budget and warehouse cut into the plan."""
     rng = np.random.default_rng(seed)
-    kw = dict(
-        sku=[f"S{i}" for i in range(n)], supplier=(["A", "A", "B", "B", "C", "C", "D"] * 2)[:n],
-        demand=rng.integers(2, 12, (n, T)).astype(float), lead=rng.integers(0, 3, n),
-        on_hand=rng.integers(0, 15, n).astype(float), floor=rng.choice([0.0, 3.0], n),
-        unit_cost=rng.uniform(1, 4, n).round(1), ordering_cost=rng.uniform(10, 40, n).round(1),
-        holding_cost=rng.uniform(0.3, 1.5, n).round(2), moq=rng.choice([0.0, 8.0], n),
-        multiple=rng.choice([0.0, 2.0], n), unit_volume=rng.uniform(0.5, 1.5, n).round(2),
-        load=np.where(np.arange(n) == n - 1, 0.0, rng.uniform(1, 3, n).round(1)),
-        arrivals=np.where(rng.random((n, T)) < 0.1, 10.0, 0.0),
-        shortage_cost=np.where(rng.random(n) < 0.5, 20.0, np.nan) if backlog else np.nan,
-        truck_capacity={"A": 30.0, "B": 25.0, "C": 20.0},
-        truck_cost={"A": 40.0, "B": 30.0, "C": 25.0})
+    kw = small_plan_fields(rng, n, T, max_lead=3, least_on_hand=0)
+    kw["arrivals"] = np.where(rng.random((n, T)) < 0.1, 10.0, 0.0)
+    kw["shortage_cost"] = (np.where(rng.random(n) < 0.5, 20.0, np.nan) if backlog
+                           else np.nan)
     free = LotSizingData(**kw)
     res = solve_plan_data(free, gap=EXACT, lp_bound=False)
     spend = res.periods["spend"].to_numpy()
