@@ -920,12 +920,13 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
         rnd = ctx.price(new)
         rounds.append(rnd)
         spent += 1
-        predicted = jac @ (new - prev.lam)
+        # the row scale that would have predicted the observed change from the model's own
+        # rows (whichever Jacobian took the step)
+        predicted = model @ (new - prev.lam)
         with np.errstate(invalid="ignore"):
             observed = -(distance(rnd.total_use, target) - resid)
         ok = act & (np.abs(predicted) > 1e-9) & np.isfinite(observed)
-        scale = np.where(ok, np.clip(scale * observed / np.where(ok, predicted, 1.0), 0.2, 5.0),
-                         scale)
+        scale = np.where(ok, np.clip(observed / np.where(ok, predicted, 1.0), 0.2, 5.0), scale)
         straddle = (_feasible(rnd.total_use, rhs) != _feasible(prev.total_use, rhs))
         tiny = np.all(np.abs(new - prev.lam) <= 1e-3 * np.maximum(np.abs(new), 1e-300))
         if history is not None:
