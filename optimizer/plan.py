@@ -525,6 +525,16 @@ def _orders(model: pyo.ConcreteModel, data: LotSizingData) -> np.ndarray:
     return x
 
 
+def widen_slots(is_open: np.ndarray) -> np.ndarray:
+    """(n, T) order slots widened by one period either side: a slot opens where it, the
+    period before or the period after was open (the next neighbourhood of the LP-guided
+    MIPs when the last one was infeasible)."""
+    w = is_open.copy()
+    w[:, 1:] |= is_open[:, :-1]
+    w[:, :-1] |= is_open[:, 1:]
+    return w
+
+
 def lp_guided_plan(model: pyo.ConcreteModel, data: LotSizingData, y_lp: dict, *, time_limit,
                    gap: float, solver: str = "appsi_highs", widen: int = 2,
                    first_widen: int = 0) -> tuple[np.ndarray | None, float]:
@@ -544,8 +554,7 @@ def lp_guided_plan(model: pyo.ConcreteModel, data: LotSizingData, y_lp: dict, *,
         is_open[i, t - 1] = v > 1e-6
     for k in range(widen + 1):
         if k < first_widen:
-            is_open[:, 1:] |= is_open[:, :-1]
-            is_open[:, :-1] |= is_open[:, 1:]
+            is_open = widen_slots(is_open)
             continue
         left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
         if left is not None and left <= 0.5:
@@ -563,8 +572,7 @@ def lp_guided_plan(model: pyo.ConcreteModel, data: LotSizingData, y_lp: dict, *,
             return _orders(model, data), time.perf_counter() - t0
         if out.termination != "infeasible":
             break  # out of time: a wider neighbourhood would not do better
-        is_open[:, 1:] |= is_open[:, :-1]  # widen: also one period later ...
-        is_open[:, :-1] |= is_open[:, 1:]  # ... and one earlier
+        is_open = widen_slots(is_open)  # also one period later and one earlier
     return None, time.perf_counter() - t0
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
+from optimizer.plan import widen_slots
 
 _OPEN = 1e-6  # an LP y above this opens the order slot
 
@@ -122,13 +123,6 @@ def part_lps(data: LotSizingData, parts: list[np.ndarray], strong: bool = True,
         out.append(PartLP(idx=idx, value=res.objective * scale, y=y,
                           spend=sd.unit_cost @ x, space=sd.unit_volume @ s))
     return out
-
-
-def _widen(is_open: np.ndarray) -> np.ndarray:
-    w = is_open.copy()
-    w[:, 1:] |= is_open[:, :-1]
-    w[:, :-1] |= is_open[:, 1:]
-    return w
 
 
 def part_plan(sd: LotSizingData, is_open: np.ndarray | None, *, penalty, start=None,
@@ -241,7 +235,7 @@ def decomposed_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e
         sd = part_data(k, room_b - th_b * res_b, room_w - th_w * res_w) if reserve else \
             subset(data, parts[k])
         x = None
-        for hood in (opened[k], _widen(opened[k]), None):
+        for hood in (opened[k], widen_slots(opened[k]), None):
             rest = left()
             if rest <= 0.5:
                 break
@@ -297,7 +291,7 @@ def decomposed_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e
             ub, uw = spend[unit].sum(axis=0), space[unit].sum(axis=0)
             sd = part_data_idx(idx, B - (tot_b - ub), W - (tot_w - uw))
             start = np.vstack([xs[k] for k in unit])
-            hood = (_widen(np.vstack([opened[k] | (xs[k] > 0) for k in unit]))
+            hood = (widen_slots(np.vstack([opened[k] | (xs[k] > 0) for k in unit]))
                     if level == 0 else None)
             share = part_time if time_limit is None else max(
                 0.5, (left() - 0.5) / (len(units) - pos))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from formulations.lot_sizing import LotSizingData
+from optimizer.plan import widen_slots
 from optimizer.plan_matrix import (PlanMatrix, build_plan_matrix, orders_of, plan_columns,
                                    set_limits, to_highs)
 
@@ -117,13 +118,6 @@ def _give_start(h, pm: PlanMatrix, data: LotSizingData, x: np.ndarray) -> None:
     sol.col_value = plan_columns(pm, data, x)
     sol.value_valid = True
     h.setSolution(sol)
-
-
-def _widen(is_open: np.ndarray) -> np.ndarray:
-    w = is_open.copy()
-    w[:, 1:] |= is_open[:, :-1]
-    w[:, :-1] |= is_open[:, 1:]
-    return w
 
 
 def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
@@ -250,7 +244,7 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
                 break
             if mip.getModelStatus().name != "kInfeasible":
                 break  # out of time: a wider neighbourhood would not do better
-            is_open = _widen(is_open) & (pm.y >= 0)
+            is_open = widen_slots(is_open) & (pm.y >= 0)
         out.heuristic_seconds = time.perf_counter() - t1
         _set_open(mip, pm, None)
     if done():
