@@ -1124,15 +1124,27 @@ def _columns(ctx, Z, R):
     return C, U
 
 
-def _within_gap(ctx, rounds, best, rhs, gap) -> bool:
+def _within_gap(ctx, rounds, best, rhs, gap, near: float = 3e-2) -> bool:
     """True when the pool already holds a plan (a feasible round, or the exchange mix of
-    the rounds near the best prices) within `gap` of the best bound."""
+    the rounds near the best prices) within `gap` of the best bound. The mix is tried only
+    when some round uses every limit priced at the best prices within `near` (relative)
+    of its right-hand side: a plan that leaves a priced limit `near` unused costs about
+    lam . b x `near` over the bound (at least `near` of the cost on the 10k sweep, far
+    above any gap target), and a mix of plans further out on both sides costs more still.
+    This skips the first, hopeless check of each re-plan whose limit moved by more."""
     bound = best.lagrangian(rhs)
     incumbent = min((r.total_cost for r in rounds if _feasible(r.total_use, rhs)),
                     default=math.inf)
-    return _gap(incumbent, bound) <= gap or (
-        len(rounds) > 1 and _gap(_mixed_cost(ctx, rounds, best.lam, rhs, bound, gap),
-                                 bound) <= gap)
+    if _gap(incumbent, bound) <= gap:
+        return True
+    if len(rounds) < 2:
+        return False
+    priced = np.flatnonzero(np.isfinite(rhs) & (best.lam > 0))
+    scale = np.maximum(np.abs(rhs[priced]), 1e-12)
+    if priced.size and not any(
+            np.all(np.abs(r.total_use[priced] - rhs[priced]) <= near * scale) for r in rounds):
+        return False
+    return _gap(_mixed_cost(ctx, rounds, best.lam, rhs, bound, gap), bound) <= gap
 
 
 def _partial_round(ctx, rnd, rhs, share: float = 0.3, near: float = 2e-2):
