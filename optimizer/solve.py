@@ -287,7 +287,14 @@ class _Context:
         its floor (or deterministic, or no shortage price), Z at the MOQ or exactly at a
         vehicle boundary. Packs, vehicle steps and Poisson steps are treated as continuous:
         this is the derivative of the smoothed response, a Newton direction, never a bound.
+        Kept on the round (a re-plan asks for the same round's up to three times).
         """
+        memo = rnd.responses
+        if per_sku not in memo:
+            memo[per_sku] = self._response(rnd, per_sku)
+        return memo[per_sku]
+
+    def _response(self, rnd: "_Round", per_sku: bool) -> np.ndarray:
         inst, lim, ltd = self.inst, self.limits, self.ltd
         coef = self.priced(rnd.lam)
         z, r = rnd.z, rnd.r
@@ -419,6 +426,8 @@ class _Round:
     # False for a plan kept from an earlier scenario (an integer repair's mix): a candidate
     # plan and incumbent, but no pricing round, so no bound and no cutting plane
     priced: bool = True
+    # `_Context.response` of this round, by per_sku (the context's limits never change)
+    responses: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def cut_cost(self) -> float:
