@@ -1311,17 +1311,35 @@ def _exchange_core(C, U, lam_a, b, norm, passes):
         priced = C + np.tensordot(lam_a, U, axes=1)
     priced = np.where(np.isfinite(priced), priced, np.inf)
     pick = np.argmin(priced, axis=1)
+    # the current pick's use and cost, and each candidate's change from it, updated only in
+    # the rows of the SKUs that move (a slack-filling pass moves a few to a few hundred of
+    # ~10,000 SKUs); same arithmetic as rebuilding them, so the same picks
+    now = U[:, rows, pick]  # (K, n)
+    cost_now = C[rows, pick]
+    added = U - now[:, :, None]  # (K, n, J) extra use of moving to each candidate
+    saving = cost_now[:, None] - C  # (n, J) cost saved by it
+
+    def move(chosen, to):
+        pick[chosen] = to
+        now[:, chosen] = U[:, chosen, to]
+        cost_now[chosen] = C[chosen, to]
+        if 8 * chosen.size > rows.size:  # a large move: whole arrays are cheaper
+            added[...] = U - now[:, :, None]
+            saving[...] = cost_now[:, None] - C
+        else:
+            added[:, chosen] = U[:, chosen] - now[:, chosen, None]
+            saving[chosen] = cost_now[chosen, None] - C[chosen]
+
     for _ in range(passes):
-        now = U[:, rows, pick]  # (K, n)
         use = now.sum(axis=1)
         over = (use - b) / norm
         if np.all(over <= 0):
             break
         w = np.where(over > 0, 1.0 / norm, 0.0)
-        # relief of moving to each candidate (differences first: a candidate with the same
-        # use as the pick must get exactly 0, not a rounding residue that would rank first)
-        cut = np.tensordot(w, now[:, :, None] - U, axes=1)
-        extra = C - C[rows, pick][:, None]
+        # relief of moving to each candidate (from differences: a candidate with the same
+        # use as the pick gets exactly 0, not a rounding residue that would rank first)
+        cut = -np.tensordot(w, added, axes=1)
+        extra = -saving
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(cut > 0, extra / cut, np.inf)
         j = np.argmin(ratio, axis=1)
@@ -1332,8 +1350,8 @@ def _exchange_core(C, U, lam_a, b, norm, passes):
         need = float(np.sum(np.maximum(over, 0.0)))
         relief = cut[movers, j[movers]]
         chosen = _cheapest_prefix(best_ratio[movers], relief, need * (1 + 1e-9), movers)
-        pick[chosen] = j[chosen]
-    use = U[:, rows, pick].sum(axis=1)
+        move(chosen, j[chosen])
+    use = now.sum(axis=1)
     if not _feasible(use, b):
         return None
     # fill the slack: move SKUs to cheaper candidates that use more, best saving per unit
@@ -1342,9 +1360,6 @@ def _exchange_core(C, U, lam_a, b, norm, passes):
     wt = np.where(lam_a > 0, lam_a, 0.0)
     for _ in range(min(passes, 4)):  # later passes move a few SKUs each (1e-7 of cost)
         slack = b - use
-        now = U[:, rows, pick]
-        added = U - now[:, :, None]  # (K, n, J)
-        saving = C[rows, pick][:, None] - C
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = saving / np.maximum(np.tensordot(wt, added, axes=1), 1e-300)
         # a move that does not fit the slack on its own is no candidate (it would stop the
@@ -1360,8 +1375,8 @@ def _exchange_core(C, U, lam_a, b, norm, passes):
                                  room, movers)
         if chosen.size == 0:
             break
-        pick[chosen] = j[chosen]
-        use = U[:, rows, pick].sum(axis=1)
+        move(chosen, j[chosen])
+        use = now.sum(axis=1)
     return pick
 
 
