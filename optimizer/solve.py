@@ -1136,8 +1136,8 @@ def _columns(ctx, Z, R):
 def _within_gap(ctx, rounds, best, rhs, gap, near: float = 3e-2) -> bool:
     """True when the pool already holds a plan (a feasible round, or the exchange mix of
     the rounds near the best prices) within `gap` of the best bound. The mix is tried only
-    when some round uses every limit priced at the best prices within `near` (relative)
-    of its right-hand side: a plan that leaves a priced limit `near` unused costs about
+    when some round uses every limit priced (or exceeded) at the best prices within `near`
+    (relative) of its right-hand side: a plan that leaves a priced limit `near` unused costs about
     lam . b x `near` over the bound (at least `near` of the cost on the 10k sweep, far
     above any gap target), and a mix of plans further out on both sides costs more still.
     This skips the first, hopeless check of each re-plan whose limit moved by more."""
@@ -1148,7 +1148,7 @@ def _within_gap(ctx, rounds, best, rhs, gap, near: float = 3e-2) -> bool:
         return True
     if len(rounds) < 2:
         return False
-    priced = np.flatnonzero(np.isfinite(rhs) & (best.lam > 0))
+    priced = np.flatnonzero(np.isfinite(rhs) & ((best.lam > 0) | (best.total_use > rhs)))
     scale = np.maximum(np.abs(rhs[priced]), 1e-12)
     if priced.size and not any(
             np.all(np.abs(r.total_use[priced] - rhs[priced]) <= near * scale) for r in rounds):

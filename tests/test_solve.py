@@ -579,3 +579,27 @@ def test_exchange_prefixes_match_a_full_stable_sort(seed):
         fits = np.all(np.cumsum(added[:, order], axis=1) <= room[:, None], axis=0)
         k = int(np.argmin(fits)) if not fits.all() else m
         assert np.array_equal(_fitting_prefix(ratio, added, room, items), items[order[:k]])
+
+
+def test_within_gap_tries_the_exchange_only_near_the_priced_limits(monkeypatch):
+    # a pool whose rounds all use the priced limit 3% or more off its right-hand side (the
+    # first check of a re-plan whose budget moved) cannot mix to a plan within the gap: the
+    # check answers without running the exchange; a round within 3% gets the exchange
+    import optimizer.solve as solve_mod
+    from optimizer.solve import _Context, _within_gap
+
+    inst = _smooth_stochastic(n=40, seed=3)
+    ctx = _Context(inst, coupling_limits(inst))
+    rounds = [ctx.price(np.array([lb, 0.0, 0.0, 0.0])) for lb in (0.0, 2.0)]
+    calls = []
+    real = solve_mod._mixed_cost
+    monkeypatch.setattr(solve_mod, "_mixed_cost",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    u0, u1 = rounds[0].total_use[0], rounds[1].total_use[0]
+    assert u1 < 0.9 * u0
+    for budget, tried in ((0.5 * (u0 + u1), False), (0.99 * u1, True)):
+        rhs = np.array([budget, np.inf, np.inf, np.inf])
+        best = max(rounds, key=lambda r: r.lagrangian(rhs))
+        calls.clear()
+        assert _within_gap(ctx, rounds, best, rhs, 1e-3) is False
+        assert bool(calls) is tried
