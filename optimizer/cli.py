@@ -131,7 +131,7 @@ def solve(instance, time_limit, gap, write_model, solver, fmt, out) -> None:
     res = run_solve(inst, time_limit=time_limit, gap=gap, solver=solver,
                     write_model=write_model)
     extra = _passthrough(inst)
-    if res.status == "infeasible" and out is not None:
+    if res.policy is None and out is not None:
         out = None  # no plan: nothing is written, the diagnosis goes to the terminal
         fmt = "table"
     if fmt == "json":
@@ -144,9 +144,9 @@ def solve(instance, time_limit, gap, write_model, solver, fmt, out) -> None:
     else:
         _emit(report.solve_summary(res) + "\n", out)
     code = {"optimal": EXIT_OK, "feasible": EXIT_OK, "infeasible": EXIT_INFEASIBLE,
-            "time_limit": EXIT_NOT_PROVEN}[res.status]
-    if res.status == "infeasible":
-        click.echo(f"infeasible: {res.message}", err=True)
+            "time_limit": EXIT_NOT_PROVEN, "no_plan": EXIT_NOT_PROVEN}[res.status]
+    if res.status in ("infeasible", "no_plan"):
+        click.echo(f"{res.status}: {res.message}", err=True)
     sys.exit(code)
 
 
@@ -220,11 +220,11 @@ def replan(instance, budgets, budget_range, scenarios_file, out_dir, workers, pl
                 "binding", "shadow_price_budget", "solve_seconds"]
         click.echo(table[cols].to_string(index=False, float_format=lambda v: f"{v:,.6g}"))
         for o in frontier.outcomes:
-            if o.status in ("infeasible", "error"):
+            if o.status in ("infeasible", "no_plan", "error"):
                 click.echo(f"{o.spec.name}: {o.status}: {o.message}")
         click.echo(f"single-item baseline cost {frontier.baseline_objective:,.2f}; "
                    f"total {frontier.total_seconds:.2f} s")
-    failed = all(o.status in ("infeasible", "error") for o in frontier.outcomes)
+    failed = all(o.status in ("infeasible", "no_plan", "error") for o in frontier.outcomes)
     sys.exit(EXIT_INFEASIBLE if failed else EXIT_OK)
 
 
@@ -312,7 +312,8 @@ def compare(instance, out, fmt, gap) -> None:
             click.echo("\nSKUs the limits change most:")
             click.echo(cmp.changes.head(10).to_string(index=False,
                                                       float_format=lambda v: f"{v:,.4g}"))
-    sys.exit(EXIT_INFEASIBLE if cmp.status == "infeasible" else EXIT_OK)
+    sys.exit({"infeasible": EXIT_INFEASIBLE, "no_plan": EXIT_NOT_PROVEN}.get(cmp.status,
+                                                                            EXIT_OK))
 
 
 @main.command()

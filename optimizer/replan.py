@@ -130,7 +130,7 @@ def specs_from_frame(df: pd.DataFrame, source: str = "scenarios") -> list[Scenar
 @dataclass
 class ScenarioOutcome:
     spec: ScenarioSpec
-    status: str  # optimal | feasible | time_limit | infeasible | error
+    status: str  # optimal | feasible | time_limit | infeasible | no_plan | error
     result: object | None  # solve.SolveResult
     message: str = ""
     seconds: float = 0.0

@@ -111,8 +111,11 @@ class SolveResult:
     """Outcome of `solve`. `objective` is the exact annual cost of `policy` (None when there
     is no plan); `bound` a valid lower bound on the optimum (None when infeasible);
     gap = (objective - bound) / objective (inf when there is no plan). status: optimal (gap
-    within tolerance) | feasible | time_limit | infeasible. `constraints` lists the limits
-    the scenario sets, with use, shadow price (money per year per unit) and binding flag."""
+    within tolerance) | feasible | time_limit | infeasible (proven: a limit the per-SKU
+    rules cannot meet alone, or a bound above any sensible cost) | no_plan (no plan meeting
+    every limit found, infeasibility not proven; the bound still holds). `constraints`
+    lists the limits the scenario sets, with use, shadow price (money per year per unit)
+    and binding flag."""
 
     status: str
     objective: float | None
@@ -730,15 +733,17 @@ class Planner:
             over = _violation(near.total_use, rhs)
             parts = [f"{name} exceeded by {near.total_use[k] - rhs[k]:,.6g} ({over[k]:.1%})"
                      for k, name in enumerate(limits.names) if act[k] and over[k] > 0]
-            msg = ("each limit can be met alone but not all together"
+            # not a proof: each limit can be met alone and the bound does not rule them out
+            # together; only no plan meeting all of them was found
+            msg = ("no plan meeting every limit found (each limit can be met alone; not "
+                   f"proven infeasible together, lower bound {bound:,.6g} per year)"
                    + (f"; the closest plan found has {', '.join(parts)}" if parts else ""))
             diag += [{"limit": name, "value": float(rhs[k]),
                       "closest_plan_uses": float(near.total_use[k]),
                       "short_by": float(max(near.total_use[k] - rhs[k], 0.0))}
                      for k, name in enumerate(limits.names) if act[k]]
-            status = "time_limit" if status_time else "infeasible"
-            return result(status, None, None, None, None if status == "infeasible" else bound,
-                          zero, iterations_total, msg, diag)
+            status = "time_limit" if status_time else "no_plan"
+            return result(status, None, None, None, bound, zero, iterations_total, msg, diag)
         res = result("optimal", z, r, notes, bound, best.lam, iterations_total)
         # keep the plan: a later scenario whose limits it meets starts with it as incumbent
         # (past the point where a limit stops binding, it stays the optimum)
@@ -786,10 +791,14 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
                           for r in rounds):
         _polish(ctx, rounds, best, rhs, deadline, jac_store, gap=0.5 * gap)
     feasible = [r for r in rounds if _feasible(r.total_use, rhs)]
+    if not feasible and _straddle(ctx, rounds, rhs, deadline) and math.isfinite(
+            _mixed_cost(ctx, rounds, best.lam, rhs)):
+        feasible = None  # the pool mixes to a plan: no need to search along the ray
     scale = 1.0
     lam_dir = best.lam if np.any(best.lam > 0) else np.isfinite(rhs).astype(float)
     tries = 0
-    while not feasible and tries < 40 and time.perf_counter() < deadline:
+    while feasible is not None and not feasible and tries < 40 \
+            and time.perf_counter() < deadline:
         scale *= 1.05 if tries < 10 else 1.5
         rnd = ctx.price(lam_dir * scale)
         rounds.append(rnd)
@@ -842,6 +851,37 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     if plan is None:
         return None, None, None
     return plan
+
+
+def _straddle(ctx, rounds, rhs, deadline, steps=(1e-3, 4e-3, 1.6e-2, 6.4e-2, 0.25)) -> bool:
+    """Add a round on the inside of every limit that the rounds' nearest plan exceeds: that
+    plan's prices with only the exceeded limits' (positive) prices raised, by 0.1%, 0.4%,
+    ... 25% until the new round meets them. Where limits pull against each other (a
+    fill-rate floor against the warehouse: stock that serves one breaks the other) the
+    prices converge from one side and every round breaks one limit by a hair; raising all
+    prices together moves both, so no round along that ray meets both, while the two rounds
+    either side of the exceeded limit mix (exchange or integer master) into a plan that
+    meets every limit. True when a round was added."""
+    act = np.isfinite(rhs)
+    priced = [r for r in rounds if r.priced]
+    if not priced:
+        return False
+    near = min(priced, key=lambda r: float(_violation(r.total_use, rhs).max()))
+    over = act & (near.total_use > rhs) & (near.lam > 0)
+    if not over.any():
+        return False
+    added = False
+    for step in steps:
+        if time.perf_counter() > deadline:
+            break
+        lam = near.lam.copy()
+        lam[over] *= 1.0 + step
+        rnd = ctx.price(lam)
+        rounds.append(rnd)
+        added = True
+        if np.all(rnd.total_use[over] <= rhs[over]):
+            break
+    return added
 
 
 # limits whose use behaves like an EOQ quantity in the prices (budget, warehouse, orders)

@@ -1,6 +1,8 @@
 """The constrained multi-SKU optimum: closed forms, bisection, enumeration, invariants."""
 
 import itertools
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -189,7 +191,6 @@ def test_non_binding_limits_return_single_item_optimum_with_zero_gap():
 def test_infeasible_budget_names_the_smallest_budget_moqs_allow():
     base = deterministic_instance(Scenario(), n=4)
     moq = np.array([5000.0, 8000.0, 0.0, 12000.0])
-    from dataclasses import replace
 
     least = float((base.unit_cost * moq / 2).sum())  # deterministic: R = E v, Z >= MOQ
     inst = replace(base, moq=moq).with_scenario(Scenario(budget=Budget(limit=0.8 * least)))
@@ -603,3 +604,39 @@ def test_within_gap_tries_the_exchange_only_near_the_priced_limits(monkeypatch):
         calls.clear()
         assert _within_gap(ctx, rounds, best, rhs, 1e-3) is False
         assert bool(calls) is tried
+
+
+def test_fill_rate_floor_pulling_against_the_warehouse_gets_a_plan():
+    # demo instance with an aggregate fill-rate floor of 0.97: the floor and the warehouse
+    # pull against each other, Newton's prices converge from one side and every round broke
+    # the warehouse by ~1e-5 (reported as infeasible). A round inside the warehouse, mixed
+    # with the last one, meets all three limits within the gap of the bound; at 0.975 the
+    # bound proves the limits contradictory
+    from pathlib import Path
+
+    from optimizer.io import load_instance
+
+    inst = load_instance(Path(__file__).resolve().parents[1] / "instances" / "demo")
+    base = inst.scenario
+    res = solve(inst.with_scenario(replace(base, fill_rate_min=0.97)), gap=1e-3)
+    assert res.status == "optimal"
+    assert res.bound <= res.objective <= res.bound / (1 - 1e-3)
+    assert all(c.used <= c.limit * (1 + 1e-9) for c in res.constraints)
+    assert {c.name for c in res.constraints} == {"budget", "warehouse", "fill_rate"}
+    assert res.kpis.fill_rate >= 0.97 - 1e-9
+    bad = solve(inst.with_scenario(replace(base, fill_rate_min=0.975)), gap=1e-3)
+    assert bad.status == "infeasible" and "cannot all be met" in bad.message
+
+
+def test_no_plan_found_is_not_reported_as_infeasible(monkeypatch):
+    # when the plan search comes back empty but every limit can be met alone and the bound
+    # stays finite, nothing is proven: status no_plan, with the bound and the closest plan
+    import optimizer.solve as solve_mod
+
+    inst = _smooth_stochastic(n=40, seed=3)
+    monkeypatch.setattr(solve_mod, "_primal", lambda *a, **k: (None, None, None))
+    res = solve(inst, gap=1e-3)
+    assert res.status == "no_plan"
+    assert res.policy is None and res.bound is not None and math.isfinite(res.bound)
+    assert "not proven infeasible" in res.message
+    assert any("closest_plan_uses" in d for d in res.diagnosis)
