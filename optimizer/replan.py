@@ -154,6 +154,8 @@ class ScenarioOutcome:
                        binding=";".join(c.name for c in res.constraints if c.binding),
                        shadow_price_budget=res.shadow_price("budget"),
                        iterations=res.iterations)
+        elif res is not None and res.bound is not None:
+            out.update(bound=res.bound, iterations=res.iterations)  # no plan, a valid bound
         return out
 
 

@@ -1,5 +1,7 @@
 """Batch re-planning: frontier points equal cold solves, monotone cost, failures isolated."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,3 +109,28 @@ def test_diff_lists_changed_skus_with_cost_effect(inst):
     assert d["cost_effect"].sum() == pytest.approx(b.objective - a.objective, rel=1e-9)
     same = diff_plans(solve_document(a), solve_document(a))
     assert len(same) == 0
+
+
+def test_a_scenario_without_a_plan_keeps_its_bound_and_is_not_called_infeasible():
+    # demo with aggregate fill-rate floors: 0.97 is met (a plan within the gap); at 0.971
+    # every limit can be met alone and the bound stays finite, so no claim of infeasibility
+    # is made (no plan found today: status no_plan, its bound in the row); 0.972 is proven
+    # contradictory by the bound
+    from pathlib import Path
+
+    from optimizer.io import load_instance
+    from optimizer.replan import ScenarioSpec, replan
+
+    demo = load_instance(Path(__file__).resolve().parents[1] / "instances" / "demo")
+    specs = [ScenarioSpec(name=f"f{v}", fill_rate_min=v) for v in (0.97, 0.971, 0.972)]
+    fr = replan(demo, specs, gap=1e-3)
+    rows = {r["name"]: r for r in fr.table().to_dict(orient="records")}
+    assert rows["f0.97"]["status"] == "optimal" and rows["f0.97"]["fill_rate"] >= 0.97 - 1e-9
+    mid = rows["f0.971"]
+    assert mid["status"] in ("no_plan", "optimal")
+    if mid["status"] == "no_plan":
+        assert mid["bound"] > rows["f0.97"]["objective"] and math.isnan(mid["objective"])
+        assert "not proven infeasible" in mid["message"]
+    else:
+        assert mid["fill_rate"] >= 0.971 - 1e-9 and mid["gap"] <= 1e-3
+    assert rows["f0.972"]["status"] == "infeasible"
