@@ -438,14 +438,23 @@ def _plan_tables(inst, horizon, forecast, open_orders, period_budgets) -> dict:
     from optimizer.io import TableError, load_period_table
 
     out = {"forecast": None, "open_orders": None, "period_budget": None}
+
+    def read(path, value, skus=None, **kw):
+        # rows after the horizon are valid input the plan does not reach: said, not used
+        df = load_period_table(path, value, horizon, skus, beyond_horizon=True, **kw)
+        rows, first, last = df.attrs["beyond"]
+        if rows:
+            click.echo(f"{Path(path).name}: {rows} row(s) for period(s) {first}..{last}, "
+                       f"after the horizon of {horizon}, not used", err=True)
+        return df
+
     try:
         if forecast is not None:
-            out["forecast"] = load_period_table(forecast, "demand", horizon, inst.sku)
+            out["forecast"] = read(forecast, "demand", inst.sku)
         if open_orders is not None:
-            out["open_orders"] = load_period_table(open_orders, "quantity", horizon, inst.sku,
-                                                   unique=False)
+            out["open_orders"] = read(open_orders, "quantity", inst.sku, unique=False)
         if period_budgets is not None:
-            b = load_period_table(period_budgets, "budget", horizon, positive=True)
+            b = read(period_budgets, "budget", positive=True)
             vec = np.full(horizon, np.nan)
             vec[b["period"].to_numpy(int) - 1] = b["budget"].to_numpy(float)
             out["period_budget"] = vec

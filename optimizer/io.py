@@ -519,16 +519,21 @@ class TableError(InstanceError):
 
 
 def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bool = False,
-                      unique: bool = True) -> pd.DataFrame:
+                      unique: bool = True, beyond_horizon: bool = False) -> pd.DataFrame:
     """Read and validate a long table of per-period values for `optimizer plan`.
 
     Columns: sku (only when `skus` is given), period, `value` (forecast: demand, units per
     period; open orders: quantity, units arriving in that period; period budgets: budget,
     money per order period). Checks every row at once: SKU known, period a whole number in
     1..horizon, value a finite number >= 0 (> 0 when `positive`), and with `unique` no
-    (sku, period) given twice (open orders may repeat: several deliveries add up). Raises TableError naming
-    the row (1 = first data row), the SKU and the field of every problem; returns the frame
-    with sku as str, period as int and value as float.
+    (sku, period) given twice (open orders may repeat: several deliveries add up). Raises
+    TableError naming the row (1 = first data row), the SKU and the field of every problem;
+    returns the frame with sku as str, period as int and value as float.
+
+    `beyond_horizon`: rows for whole periods after the horizon are valid (a forecast or an
+    ERP export covering a year, planned 12 weeks at a time) but not returned; their count
+    and period range are in `frame.attrs["beyond"]` = (rows, first, last), for the caller
+    to report (nothing the user gave is dropped silently).
     """
     path = Path(path)
     name = path.name
@@ -557,8 +562,11 @@ def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bo
                lambda i: f"unknown SKU {ids[i]!r} (not in the SKU master)" if ids[i]
                else "is empty")
     per = pd.to_numeric(df["period"], errors="coerce").to_numpy(dtype=float)
-    bad_per = ~np.isfinite(per) | (per != np.round(per)) | (per < 1) | (per > horizon)
-    report(bad_per, "period", lambda i: f"must be a whole period in 1..{horizon}, got "
+    late = np.isfinite(per) & (per == np.round(per)) & (per > horizon)
+    bad_per = ~np.isfinite(per) | (per != np.round(per)) | (per < 1) | (
+        (per > horizon) & ~beyond_horizon)
+    span = ">= 1" if beyond_horizon else f"in 1..{horizon}"
+    report(bad_per, "period", lambda i: f"must be a whole period {span}, got "
                                         f"{str(df['period'].iloc[i])!r}")
     val = pd.to_numeric(df[value], errors="coerce").to_numpy(dtype=float)
     report(~np.isfinite(val), value, lambda i: f"is not a finite number: {str(df[value].iloc[i])!r}")
@@ -578,4 +586,8 @@ def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bo
     out = pd.DataFrame({"period": per.astype(int), value: val})
     if skus is not None:
         out.insert(0, "sku", ids.astype(str))
+    if beyond_horizon:
+        out = out[~late].reset_index(drop=True)
+        out.attrs["beyond"] = ((int(late.sum()), int(per[late].min()), int(per[late].max()))
+                               if late.any() else (0, 0, 0))
     return out

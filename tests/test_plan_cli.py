@@ -142,8 +142,8 @@ def test_out_dir_plot_forecast_open_orders_and_table(tmp_path):
 
 @pytest.mark.parametrize("row,field,text", [
     ("NOPE,2,5", "row 2 (sku 'NOPE'), field 'sku'", "unknown SKU"),
-    ("B,9,5", "row 2 (sku 'B'), field 'period'", "1..8"),
-    ("B,0,5", "row 2 (sku 'B'), field 'period'", "1..8"),
+    ("B,2.5,5", "row 2 (sku 'B'), field 'period'", "whole period >= 1"),
+    ("B,0,5", "row 2 (sku 'B'), field 'period'", "whole period >= 1"),
     ("B,2,-3", "row 2 (sku 'B'), field 'demand'", ">= 0"),
     ("B,2,lots", "row 2 (sku 'B'), field 'demand'", "not a finite number: 'lots'"),
     ("A,1,7", "row 2 (sku 'A'), field 'period'", "given twice (first at row 1)"),
@@ -228,3 +228,27 @@ def test_json_on_stdout_of_a_separate_process_is_only_the_document(tmp_path):
     doc = json.loads(out.stdout)
     assert doc["status"] == "optimal"
     assert doc["objective"] >= doc["bound"] - 1e-6
+
+
+def test_rows_after_the_horizon_are_reported_and_not_used(tmp_path):
+    # a forecast and an open-orders export that run past the horizon (a year of weeks,
+    # planned 8 at a time) plan like the same files cut at the horizon, and the terminal
+    # says how many rows were left out
+    inst = _instance(tmp_path)
+    fc, cut = tmp_path / "forecast.csv", tmp_path / "forecast8.csv"
+    rows = "".join(f"A,{t},{50 + 10 * t}\n" for t in range(1, 13))
+    fc.write_text("sku,period,demand\n" + rows)
+    cut.write_text("sku,period,demand\n" + "".join(f"A,{t},{50 + 10 * t}\n" for t in range(1, 9)))
+    oo = tmp_path / "open.csv"
+    oo.write_text("sku,period,quantity\nD,2,1000\nD,11,500\n")
+    res = run("plan", inst, "--horizon", 8, "--forecast", fc, "--open-orders", oo, "--format",
+              "json", "--gap", "0.005")
+    assert res.exit_code == 0, res.stderr
+    assert "forecast.csv: 4 row(s) for period(s) 9..12, after the horizon of 8, not used" \
+        in res.stderr
+    assert "open.csv: 1 row(s) for period(s) 11..11" in res.stderr
+    ref = run("plan", inst, "--horizon", 8, "--forecast", cut, "--open-orders", oo, "--format",
+              "json", "--gap", "0.005")
+    a, b = json.loads(res.stdout), json.loads(ref.stdout)
+    assert a["objective"] == pytest.approx(b["objective"], rel=1e-9)
+    assert a["orders"] == b["orders"]
