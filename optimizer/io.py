@@ -269,6 +269,13 @@ def _validate_frame(df: pd.DataFrame, scenario: Scenario, issues: list[Issue]):
     n = len(df)
     cols = [str(c) for c in df.columns]
     df.columns = cols
+    for sep, name in ((";", "semicolon"), ("\t", "tab")):
+        if len(cols) == 1 and sep in cols[0]:
+            # one column whose name holds the separator: the file is not comma-separated
+            issues.append(Issue(None, None, "skus", f"the header reads as one column with "
+                                f"{name}s in it: the file looks {name}-separated; save it "
+                                "as comma-separated CSV with '.' as the decimal point"))
+            return None
     for c in cols:
         if c not in KNOWN and not c.startswith("x_"):
             near = difflib.get_close_matches(c, sorted(KNOWN), n=1)

@@ -123,3 +123,19 @@ def test_generator_is_deterministic_skewed_and_binding():
 @pytest.mark.parametrize("path", sorted(p.name for p in INSTANCES.iterdir() if p.is_dir()))
 def test_bundled_instances_load(path):
     assert validate(INSTANCES / path) == []
+
+
+@pytest.mark.parametrize("sep,name", [(";", "semicolon"), ("\t", "tab")])
+def test_a_non_comma_csv_gets_one_clear_message(tmp_path, sep, name):
+    # a European Excel export (';' between fields, ',' as decimal point) read as CSV is one
+    # column named after the whole header: say so, instead of 16 unknown/missing columns
+    src = pd.read_csv(INSTANCES / "seed002_items" / "skus.csv")
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    src.to_csv(inst / "skus.csv", sep=sep, decimal=",", index=False)
+    (inst / "scenario.toml").write_text((INSTANCES / "seed002_items" / "scenario.toml")
+                                        .read_text())
+    with pytest.raises(InstanceError) as info:
+        load_instance(inst)
+    assert len(info.value.issues) == 1
+    assert f"looks {name}-separated" in str(info.value)
