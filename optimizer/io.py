@@ -549,6 +549,12 @@ def load_period_table(path, value: str, horizon: int, skus=None, *, positive: bo
     except Exception as exc:  # a file the reader cannot parse
         raise TableError(name, [Issue(None, None, "file", f"cannot read {path}: {exc}")])
     df.columns = [str(c).strip() for c in df.columns]
+    for sep, what in ((";", "semicolon"), ("\t", "tab")):
+        if len(df.columns) == 1 and sep in df.columns[0]:
+            raise TableError(name, [Issue(None, None, "file", f"the header reads as one "
+                                          f"column with {what}s in it: the file looks "
+                                          f"{what}-separated; save it as comma-separated CSV "
+                                          "with '.' as the decimal point")])
     need = (["sku"] if skus is not None else []) + ["period", value]
     missing = [c for c in need if c not in df.columns]
     issues = [Issue(None, None, c, "required column is missing") for c in missing]

@@ -252,3 +252,12 @@ def test_rows_after_the_horizon_are_reported_and_not_used(tmp_path):
     a, b = json.loads(res.stdout), json.loads(ref.stdout)
     assert a["objective"] == pytest.approx(b["objective"], rel=1e-9)
     assert a["orders"] == b["orders"]
+
+
+def test_a_semicolon_forecast_says_so(tmp_path):
+    inst = _instance(tmp_path)
+    fc = tmp_path / "forecast.csv"
+    fc.write_text("sku;period;demand\nA;1;10\n")
+    res = run("plan", inst, "--horizon", 8, "--forecast", fc)
+    assert res.exit_code == 2
+    assert "forecast.csv" in res.stderr and "looks semicolon-separated" in res.stderr
