@@ -11,7 +11,11 @@ update.
 
 Differences from the Pyomo model that change no solution: fixed stock (periods an order
 cannot reach) enters as constants, not fixed columns; hard floors are column lower bounds
-instead of rows. Elastic limits (`limit_penalty`) are not built here.
+instead of rows. Elastic limits (`limit_penalty`) as in the Pyomo model: one column per
+budget row (over_budget, money / money_scale) and per warehouse row (over_space, volume).
+`slots` restricts the model to some order slots (the others get no columns at all): every
+plan of the restricted model is a plan of the full one, so a heuristic may search it; its
+optimum is no bound.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class PlanMatrix:
     w_need: np.ndarray
     budget_row: np.ndarray
     warehouse_row: np.ndarray
+    over_budget: np.ndarray | None = None  # (T,) column of each elastic budget row, -1: none
+    over_space: np.ndarray | None = None  # (T,) likewise for the warehouse
 
     @property
     def num_col(self) -> int:
@@ -107,13 +113,20 @@ class _Rows:
         self.r.append(rows.ravel()), self.col.append(cols.ravel()), self.val.append(vals.ravel())
 
 
-def build_plan_matrix(data: LotSizingData, strong: bool = True) -> PlanMatrix:
+def build_plan_matrix(data: LotSizingData, strong: bool = True,
+                      limit_penalty: tuple[float, float] | None = None,
+                      slots: np.ndarray | None = None) -> PlanMatrix:
     """The lot-sizing MIP of `data` (strong: with the facility-location layer) as arrays;
-    see `PlanMatrix`."""
+    see `PlanMatrix`. limit_penalty=(per currency unit over a period budget, per volume unit
+    over the warehouse): those rows elastic at that price (and no budget cap on an order);
+    slots (n, T) bool: the order slots to model (None: all)."""
     n, T = data.n, data.T
     L = data.lead
     scale = float(data.money_scale)
-    M = order_caps(data)
+    elastic = limit_penalty is not None
+    M = order_caps(data, budget_cap=not elastic)
+    if slots is not None:
+        M = np.where(slots, M, 0.0)
     ctrl = controllable(data)
     base = base_net_stock(data)
     moq = data.moq_eff
@@ -198,6 +211,11 @@ def build_plan_matrix(data: LotSizingData, strong: bool = True) -> PlanMatrix:
             rr = rows.add(-_INF, data.budget[t] / scale)
             rows.put(np.full(on.size, rr[0]), x[on, t], data.unit_cost[on] / scale)
             budget_row[t] = rr[0]
+    over_budget = np.full(T, -1)
+    if elastic:
+        on = np.flatnonzero(budget_row >= 0)
+        over_budget[on] = cols.add(np.full(on.size, float(limit_penalty[0])), 0.0, _INF, False)
+        rows.put(budget_row[on], over_budget[on], -1.0)
 
     # -- warehouse space on end-of-period stock
     warehouse_row = np.full(T, -1)
@@ -212,6 +230,12 @@ def build_plan_matrix(data: LotSizingData, strong: bool = True) -> PlanMatrix:
         rr = rows.add(-_INF, space[t] - const)
         rows.put(np.full(free.size, rr[0]), s[free, t], vol[free])
         warehouse_row[t] = rr[0]
+    over_space = np.full(T, -1)
+    if elastic:
+        on = np.flatnonzero(warehouse_row >= 0)
+        over_space[on] = cols.add(np.full(on.size, float(limit_penalty[1]) / scale), 0.0, _INF,
+                                  False)
+        rows.put(warehouse_row[on], over_space[on], -1.0)
 
     # -- trucks per group and arrival period: sum load x - cap v <= 0
     v = np.full((K, T), -1)
@@ -271,7 +295,8 @@ def build_plan_matrix(data: LotSizingData, strong: bool = True) -> PlanMatrix:
                       lb=np.concatenate(cols.lb), ub=np.concatenate(cols.ub),
                       integer=np.concatenate(cols.int), x=x, y=y, n=npk, s=s, b=b, e=e, v=v,
                       w=w, w_sku=w_sku, w_order=w_order, w_need=w_need,
-                      budget_row=budget_row, warehouse_row=warehouse_row)
+                      budget_row=budget_row, warehouse_row=warehouse_row,
+                      over_budget=over_budget, over_space=over_space)
 
 
 def _quiet_highs():
@@ -363,6 +388,9 @@ def plan_columns(pm: PlanMatrix, data: LotSizingData, x: np.ndarray) -> np.ndarr
     put(pm.s, ev["on"])
     put(pm.b, ev["back"])
     put(pm.e, ev["short"])
+    if pm.over_budget is not None:
+        put(pm.over_budget, np.maximum(ev["spend"] - data.budget, 0.0) / data.money_scale)
+        put(pm.over_space, np.maximum(ev["space"] - data.space_limit, 0.0))
     if pm.v.size:
         put(pm.v, ev["trucks"])
     if pm.w.size:
