@@ -62,10 +62,11 @@ def fork_available() -> bool:
     return hasattr(os, "fork")
 
 
-def _appsi(time_limit, mip_gap, warmstart):
+def _appsi(time_limit, mip_gap, warmstart, options=None):
     from pyomo.contrib.appsi.solvers import Highs
 
     opt = Highs()
+    opt.highs_options.update(options or {})
     if not opt.available():
         raise SolverUnavailable("HiGHS (highspy) is not available: pip install highspy")
     opt.config.stream_solver = False
@@ -444,12 +445,14 @@ def run_highs(highs, time_limit: float) -> HighsRun:
 
 def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_limit=None,
                 mip_gap=None, warmstart: bool = False, want_duals: bool = False,
-                persistent=None, hard_limit: bool | None = None) -> SolverOutcome:
+                persistent=None, hard_limit: bool | None = None,
+                options: dict | None = None) -> SolverOutcome:
     """Solve `model`; load the incumbent into its variables when there is one.
 
     `time_limit` in seconds. `warmstart=True` hands the current variable values to HiGHS
     as a MIP start (every variable must hold a value: appsi fills unset ones with 0 and HiGHS
     rejects a partial start). Pass a `persistent` appsi solver to reuse one across re-solves.
+    `options`: HiGHS options by name (appsi HiGHS only, not with `persistent`).
 
     `hard_limit=True`: a wall-clock limit. The model is translated into HiGHS and solved in
     a forked child, which gives HiGHS what the translation leaves of `time_limit` and is
@@ -466,7 +469,7 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
     """
     start = time.perf_counter()
     if solver in ("appsi_highs", "highs"):
-        opt = persistent or _appsi(time_limit, mip_gap, warmstart)
+        opt = persistent or _appsi(time_limit, mip_gap, warmstart, options)
         if persistent is not None:
             if time_limit is not None:
                 opt.config.time_limit = max(float(time_limit), 0.01)
