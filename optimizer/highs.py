@@ -368,7 +368,8 @@ def _solve_in_child(opt, model, time_limit: float, start: float) -> SolverOutcom
 @dataclass
 class HighsRun:
     """Outcome of `run_highs`. termination: optimal | infeasible | time_limit | unbounded |
-    error; objective: of the incumbent (NaN: none); bound: MIP dual bound (NaN: unknown);
+    error (also when the incumbent does not cost what HiGHS reports: its bound is then
+    dropped); objective: of the incumbent (NaN: none); bound: MIP dual bound (NaN: unknown);
     x: the incumbent's column values (None: none); seconds: wall time of the call; killed:
     whether the child was killed at the deadline (the incumbent and bound are then the last
     it streamed)."""
@@ -406,7 +407,16 @@ def run_highs(highs, time_limit: float) -> HighsRun:
             info.objective_function_value if has else math.nan)
         term = _MODEL_STATUS.get(h.getModelStatus().name, "error")
         x = np.array(h.getSolution().col_value, dtype=float) if has else None
-        return term, float(info.objective_function_value) if has else math.nan, float(bound), x
+        obj = float(info.objective_function_value) if has else math.nan
+        if has:
+            # HiGHS 1.16 given a MIP start (presolve on) was seen to end "optimal" with an
+            # objective and bound below the true optimum while handing back the start: a
+            # solution that does not cost what HiGHS reports voids its bound and status
+            lp = h.getLp()
+            own = float(np.dot(np.asarray(lp.col_cost_, dtype=float), x) + lp.offset_)
+            if abs(own - obj) > 1e-6 * max(1.0, abs(obj)):
+                return "error", own, math.nan, x
+        return term, obj, float(bound), x
 
     def here():
         highs.setOptionValue("time_limit", max(float(time_limit), 0.01))

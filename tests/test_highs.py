@@ -297,3 +297,73 @@ def test_run_highs_hands_the_mip_start_to_highs():
     run = highs.run_highs(h, 1.0)
     assert run.termination == "time_limit" and run.objective == pytest.approx(planted_cost)
     assert run.bound <= run.objective + 1e-6
+
+
+def test_run_highs_never_reports_an_objective_its_solution_does_not_have(monkeypatch):
+    # the integer choice master of the demo with an orders cap against the warehouse
+    # (captured from the solver), with the pool's best mix as MIP start: HiGHS 1.16 with
+    # presolve on ended "optimal" at an objective (and bound) below the true optimum while
+    # handing back the start. Whatever HiGHS does, an "optimal" outcome must cost what it
+    # says, its bound must not exceed the optimum found without the start, and an
+    # inconsistent one comes back as an error without a bound
+    from pathlib import Path
+
+    import highspy
+
+    import optimizer.solve as solve_mod
+    from optimizer.io import load_instance
+    from optimizer.replan import ScenarioSpec
+
+    inst = load_instance(Path(__file__).resolve().parents[1] / "instances" / "demo")
+    sc = ScenarioSpec(name="x", warehouse=1200.0, max_orders_per_year=300.0,
+                      budget=700000.0).apply(inst.scenario)
+    seen = []
+    real = solve_mod._choose
+
+    def spy(ctx, Z, R, start, rhs, *a):
+        if Z.shape[1] > 10 and start is not None and not seen:
+            C, U = solve_mod._columns(ctx, Z, R)
+            seen.append((C, U, start, rhs))
+        return real(ctx, Z, R, start, rhs, *a)
+
+    monkeypatch.setattr(solve_mod, "_choose", spy)
+    solve_mod.solve(inst.with_scenario(sc), gap=1e-4)
+    C, U, start, rhs = seen[0]
+    act = np.flatnonzero(np.isfinite(rhs))
+    n, J = C.shape
+    scale = float(np.abs(C).mean())
+
+    def master(with_start):
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", 1e-6)
+        nv = n * J
+        h.addVars(nv, np.zeros(nv), np.ones(nv))
+        h.changeColsCost(nv, np.arange(nv, dtype=np.int32), (C / scale).ravel())
+        h.changeColsIntegrality(nv, np.arange(nv, dtype=np.int32),
+                                np.full(nv, highspy.HighsVarType.kInteger))
+        for i in range(n):
+            h.addRow(1.0, 1.0, J, np.arange(i * J, (i + 1) * J, dtype=np.int32), np.ones(J))
+        for k in act:
+            row = (U[k] / abs(rhs[k])).ravel()
+            nz = np.flatnonzero(row)
+            h.addRow(-highspy.kHighsInf, 1.0 - 1e-6, nz.size, nz.astype(np.int32), row[nz])
+        if with_start:
+            x = np.zeros(nv)
+            x[np.arange(n) * J + start] = 1.0
+            sol = highspy.HighsSolution()
+            sol.col_value = list(x)
+            sol.value_valid = True
+            h.setSolution(sol)
+        return h
+
+    ref = highs.run_highs(master(False), 120.0)
+    assert ref.termination == "optimal"
+    run = highs.run_highs(master(True), 120.0)
+    assert run.x is not None
+    own = float((C / scale).ravel() @ run.x)
+    assert run.objective == pytest.approx(own, rel=1e-6)
+    if run.termination == "optimal":
+        assert run.bound <= ref.objective * (1 + 1e-6)
+    else:
+        assert run.termination == "error" and math.isnan(run.bound)
