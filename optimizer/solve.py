@@ -778,8 +778,11 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
             jac_store=None, polish: bool = True):
     """Best plan from the rounds' candidate policies.
 
-    1. Feasible rounds are plans already; if none, prices are raised along the ray of the
-       best prices until one is, then bisected back toward the limit.
+    0. The cheapest exchange mix the search saw (`_mixed_cost`) joins the pool.
+    1. Feasible rounds are plans already; if none, a round inside each exceeded limit
+       (`_straddle`) and, when that neither meets every limit nor mixes into a plan that
+       does, prices raised along the ray of the best prices until a round does, then
+       bisected back toward the limit.
     2. The integer choice master picks one candidate per SKU among the rounds nearest the
        best prices (MIP start: the cheapest feasible round).
     3. If the gap is still above target, SKUs whose cost steps (vehicles, packs, Poisson)
