@@ -379,8 +379,11 @@ def simulate(instance, plan_path, years, seed, replications, fmt, out) -> None:
               show_default=True, help="Terminal output (csv: the orders).")
 @click.option("--plain", is_flag=True, help="Plain big-M formulation instead of the strong one.")
 @click.option("--no-start", is_flag=True, help="Do not warm-start HiGHS from the (R, Z) plan.")
+@click.option("--price/--no-price", default=None,
+              help="Pricing route for large instances (Lagrangian bound, per-SKU plans "
+                   "chosen under the limits); default: from 50,000 SKU-periods on.")
 def plan(instance, horizon, period_days, forecast, open_orders, period_budgets, time_limit, gap,
-         out_dir, plot, fmt, plain, no_start) -> None:
+         out_dir, plot, fmt, plain, no_start, price) -> None:
     """Multi-period purchase plan: what to order from whom in each period (lot sizing with
     shared trucks, MOQ, period budgets and space), warm-started from the (R, Z) policy."""
     from optimizer import plan_report
@@ -398,7 +401,8 @@ def plan(instance, horizon, period_days, forecast, open_orders, period_budgets, 
     tables = _plan_tables(inst, horizon, forecast, open_orders, period_budgets)
     res = run_plan(inst, horizon, period_days, forecast=tables["forecast"],
                    open_orders=tables["open_orders"], period_budget=tables["period_budget"],
-                   time_limit=time_limit, gap=gap, strong=not plain, use_start=not no_start)
+                   time_limit=time_limit, gap=gap, strong=not plain, use_start=not no_start,
+                   price=price)
     has_plan = math.isfinite(res.objective)
     if has_plan:
         files = plan_report.plan_files(res)  # all texts first: a failure writes nothing

@@ -609,8 +609,17 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     lp_bound: bool = True, heuristic: bool = True,
                     lp_coupling: bool = True, solver: str = "appsi_highs",
                     decompose: bool = False, decompose_share: float = 0.6,
-                    direct: bool = True) -> PlanResult:
+                    direct: bool = True, price: bool | None = None) -> PlanResult:
     """Build, warm-start and solve the lot-sizing MIP of `data`.
+
+    price=True takes the pricing route of `optimizer.plan_price.priced_plan` instead
+    (large instances: 2,000 SKUs x 52 periods, where neither the full model nor the group
+    MIPs give a plan in minutes): Lagrangian bound by column generation over single-item
+    shortest paths (its value is both `bound` and `lp_bound`: the LP bound of the master,
+    not that of this model), a plan chosen one column per SKU and repaired to the limits,
+    then an integer master; `time_limit` (default `PRICE_TIME_LIMIT` s) covers all of it.
+    price=None chooses it when n x T >= `PRICE_ABOVE` (and neither `decompose` nor
+    direct=False asks for another route).
 
     direct=True (the default with HiGHS and without `decompose`) runs the same steps on the
     model built as arrays and handed to HiGHS through highspy (`optimizer.plan_search`;
@@ -657,6 +666,11 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
             notes.append(f"MIP start breaks {len(ev['violations'])} rule(s), first: "
                          f"{ev['violations'][0]}")
     scale = data.money_scale
+    if price is None:
+        price = direct and not decompose and data.n * data.T >= PRICE_ABOVE
+    if price:
+        return _solve_priced(data, t0, notes, start_obj, time_limit=time_limit, gap=gap,
+                             start=start)
     if direct and not decompose and solver in ("appsi_highs", "highs"):
         return _solve_direct(data, t0, notes, start_obj, time_limit=time_limit, gap=gap,
                              strong=strong, start=start if start_obj is not None else None,
@@ -836,6 +850,45 @@ def _solve_direct(data, t0, notes, start_obj, **kw) -> PlanResult:
     return res
 
 
+# the pricing route: chosen by `solve_plan_data(price=None)` from this many SKU-periods on
+# (2,000 x 52 = 104,000; the array pipeline handles 500 x 26 = 13,000 within 1% in ~25 s),
+# and its time limit when none is given
+PRICE_ABOVE = 50_000
+PRICE_TIME_LIMIT = 300.0
+
+
+def _solve_priced(data, t0, notes, start_obj, *, time_limit, gap, start) -> PlanResult:
+    """`solve_plan_data` through `optimizer.plan_price.priced_plan` (price=True)."""
+    from optimizer.plan_price import priced_plan
+
+    limit = PRICE_TIME_LIMIT if time_limit is None else float(time_limit)
+    out = priced_plan(data, time_limit=max(limit - (time.perf_counter() - t0), 0.5), gap=gap,
+                      start=start)
+    seconds = time.perf_counter() - t0
+    if out.x is None:
+        res = _empty_result("time_limit" if seconds >= 0.95 * limit else "error", data,
+                            f"no plan found ({out.message})", start_obj, out.bound, seconds)
+        res.bound = out.bound
+        return res
+    res = result_from_orders(data, out.x)
+    res.bound = res.lp_bound = out.bound
+    res.gap = out.gap
+    res.status = ("optimal" if out.gap <= gap + 1e-12 else
+                  "time_limit" if seconds >= 0.95 * limit else "feasible")
+    res.start_objective = start_obj
+    res.heuristic_objective = out.history[0][1] if out.history else None
+    res.solve_seconds = seconds
+    res.lp_seconds = out.bound_seconds
+    res.heuristic_seconds = seconds - out.bound_seconds
+    notes.insert(0, f"{res.status}: cost {res.objective:,.2f}, bound {res.bound:,.2f} "
+                    f"(Lagrangian: budgets and warehouse priced, MOQ, packs and whole trucks "
+                    f"relaxed), gap {100 * res.gap:.2f}%, start "
+                    + (f"{start_obj:,.2f}" if start_obj is not None else "none"))
+    notes.append(out.message)
+    res.message = "; ".join(n for n in notes if n)
+    return res
+
+
 def result_from_orders(data: LotSizingData, x: np.ndarray) -> PlanResult:
     """Tables and cost of the plan x (status "feasible", solver fields NaN)."""
     ev = evaluate(data, x)
@@ -877,7 +930,8 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
          open_orders=None, time_limit=None, gap: float = 1e-2, strong: bool = True,
          use_start: bool = True, *, allow_backlog: bool = False, lp_bound: bool = True,
          heuristic: bool = True, lp_coupling: bool = True, solver: str = "appsi_highs",
-         period_budget=None, decompose: bool = False) -> PlanResult:
+         period_budget=None, decompose: bool = False, price: bool | None = None
+         ) -> PlanResult:
     """Multi-period purchase plan of `instance` over `horizon` periods of `period_days` days.
 
     forecast: DataFrame (sku, period, demand) or None for the flat annual rate; on_hand: per
@@ -888,8 +942,8 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     at that cost per unit and period; lp_bound: also solve the LP relaxation (lp_bound field);
     period_budget: purchase budget per order period, (horizon,) array, NaN = the scenario's
     `[budget] period_limit`; heuristic: run the LP-guided restricted MIP first;
-    decompose: the supplier decomposition instead of the LP and LP-guided stages (see
-    `solve_plan_data`).
+    decompose: the supplier decomposition instead of the LP and LP-guided stages; price:
+    the pricing route for large instances (None: chosen by size; see `solve_plan_data`).
     """
     data, pol = build_plan_data(instance, horizon, period_days, forecast=forecast,
                                 on_hand=on_hand, open_orders=open_orders,
@@ -897,7 +951,7 @@ def plan(instance: Instance, horizon: int, period_days: float, forecast=None, on
     start = rz_start(data, pol.order_quantity, pol.reorder_point) if use_start else None
     return solve_plan_data(data, time_limit=time_limit, gap=gap, strong=strong, start=start,
                            lp_bound=lp_bound, heuristic=heuristic, lp_coupling=lp_coupling,
-                           solver=solver, decompose=decompose)
+                           solver=solver, decompose=decompose, price=price)
 
 
 # ----------------------------------------------------------------------------- checks, JSON

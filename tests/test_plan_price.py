@@ -188,3 +188,21 @@ def test_slots_restrict_the_model_to_those_order_periods():
         else:  # no slot open: the floors cannot be met
             h.run()
             assert h.getModelStatus().name == "kInfeasible"
+
+
+def test_cli_price_flag_prints_a_plan_that_meets_every_rule(tmp_path):
+    # the pricing route through `optimizer plan --price`, against the exact optimum of the
+    # same instance (default route, --gap 0)
+    import json
+
+    from test_plan_cli import _instance, recheck, run
+
+    inst = _instance(tmp_path)
+    exact = json.loads(run("plan", inst, "--horizon", 10, "--format", "json", "--gap", 0).stdout)
+    res = run("plan", inst, "--horizon", 10, "--format", "json", "--price", "--time-limit", 20)
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    recheck(doc, inst, 10)
+    assert doc["bound"] == doc["lp_bound"] <= exact["objective"] + 1e-6
+    assert doc["objective"] >= exact["objective"] - 1e-6
+    assert doc["gap"] == pytest.approx((doc["objective"] - doc["bound"]) / doc["objective"])
