@@ -41,6 +41,11 @@ the next columns. The bound reported is the best L found, proven at any iteratio
 master's value is an upper estimate of the best L. SKUs that may back-order add only their
 fixed stock's holding (their other costs are >= 0), a weak but valid term.
 
+Each term of L may be replaced by any other lower bound of the same SKU's priced problem:
+`sku_lp_values` solves, per SKU, the LP relaxation of its strong model with its MOQ row
+(packs continuous, back-orders allowed where the SKU may back-order), which is above the
+shortest path where the MOQ binds (2,000 x 52 below: +77,194 from 1,033 SKUs, ~25 ms each).
+
 Measured (2 cores, load 1.5-3): 500 x 26 benchmark instance, L = 1,914,981 at zero prices
 (the master LP meets both limits at 1,914,999: the limits hardly bind once MOQ and packs
 are relaxed) against the strong model's LP bound 1,929,056 (with MOQ rows); 2,000 x 52,
@@ -364,3 +369,42 @@ def column_generation(data: LotSizingData, *, time_limit: float | None = 60.0,
                        cost=np.concatenate(master.cost), spend=np.concatenate(master.spend),
                        space=np.concatenate(master.space), weight=z, iterations=it,
                        seconds=time.perf_counter() - t0, history=history, master_lp=master)
+
+
+def sku_lp_values(data: LotSizingData, idx: np.ndarray, lam: np.ndarray, mu: np.ndarray,
+                  deadline: float | None = None) -> np.ndarray:
+    """Per SKU in `idx`, the LP relaxation of its own strong (facility-location) model with
+    its MOQ row and packs as continuous, no limits, trucks at their cost per unit of load,
+    priced like `SingleItemPaths.priced` (lambda per currency unit spent, mu per volume unit
+    in stock): a lower bound on that SKU's priced cost, at least the shortest path's value
+    when the MOQ binds. One small LP per SKU (~25 ms at 52 periods); SKUs not reached by
+    `deadline` (perf_counter) get -inf."""
+    import dataclasses
+
+    from optimizer.plan_decompose import subset
+    from optimizer.plan_matrix import build_plan_matrix, to_highs
+
+    free = dataclasses.replace(data, budget=None, warehouse=None, truck_capacity={},
+                               truck_cost={})
+    paths = SingleItemPaths(data)
+    scale = float(data.money_scale)
+    out = np.full(idx.size, -math.inf)
+    fixed = ~controllable(data) & (np.maximum(base_net_stock(data), 0.0) > 0)
+    for j, i in enumerate(idx):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        sd = subset(free, np.array([i]))
+        pm = build_plan_matrix(sd, strong=True)
+        c = pm.c.copy()
+        xs, ss = pm.x[0], pm.s[0]
+        c[xs[xs >= 0]] += (lam[xs >= 0] * data.unit_cost[i] + paths.truck_unit[i]) / scale
+        c[ss[ss >= 0]] += mu[ss >= 0] * data.unit_volume[i] / scale
+        h = to_highs(pm, relax=True)
+        h.changeColsCost(c.size, np.arange(c.size, dtype=np.int32), c)
+        h.run()
+        if h.getModelStatus().name != "kOptimal":
+            continue
+        const = float((mu * data.unit_volume[i] * np.where(fixed[i], np.maximum(
+            base_net_stock(data)[i], 0.0), 0.0)).sum())
+        out[j] = h.getInfo().objective_function_value * scale + const
+    return out

@@ -6,7 +6,11 @@ Route (`priced_plan`), all within one time limit counted from the call:
 1. Bound and prices (`optimizer.plan_lagrange.column_generation`): the Lagrangian bound by
    column generation over single-item shortest paths; a valid lower bound at any iteration
    (never a heuristic value). Its master LP holds per SKU the priced paths raised to MOQ and
-   packs, and the (R, Z) start's own plan.
+   packs, and the (R, Z) start's own plan. Then, at the best prices, SKUs with an MOQ (or
+   back-orders) get their own LP relaxation (`sku_lp_values`: strong model of the SKU with
+   its MOQ row): where it exceeds the SKU's shortest path the difference is added (each
+   term of the Lagrangian function may be any lower bound of that SKU's priced problem).
+   2,000 x 52: +77,194 (0.5%) from 1,033 SKU LPs in 25 s.
 2. A first plan: the master LP restricted to the columns that keep MOQ and packs; each SKU
    takes its column of largest weight (at most one fractional SKU per priced row, so few
    differ from the LP), then `repair_spend` moves spend earlier where a period is over its
@@ -219,16 +223,18 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
 
 
 def priced_plan(data: LotSizingData, *, time_limit: float = 300.0, gap: float = 1e-2,
-                start: np.ndarray | None = None, bound_share: float = 0.25) -> PricedPlan:
-    """Bound, first plan and integer master of `data` (see the module docstring) within
-    `time_limit` seconds; at most `bound_share` of it for step 1. `start`: a plan (n, T)
+                start: np.ndarray | None = None, bound_share: float = 0.2,
+                lp_share: float = 0.25) -> PricedPlan:
+    """Bound, first plan and improvements of `data` (see the module docstring) within
+    `time_limit` seconds: up to `bound_share` of it for the column generation and
+    `lp_share` for the per-SKU LPs of step 1. `start`: a plan (n, T)
     whose per-SKU plans join the columns (e.g. the (R, Z) start; it need not meet the
     limits). Returns a `PricedPlan`; its x, if any, meets every rule of `data`."""
     import highspy
 
     from optimizer.highs import run_highs
     from optimizer.plan import evaluate, repair_forward
-    from optimizer.plan_lagrange import column_generation
+    from optimizer.plan_lagrange import SingleItemPaths, column_generation, sku_lp_values
 
     t0 = time.perf_counter()
     out = PricedPlan(None, math.nan, math.nan, math.inf, 0.0)
@@ -249,9 +255,22 @@ def priced_plan(data: LotSizingData, *, time_limit: float = 300.0, gap: float = 
 
     cb = column_generation(data, time_limit=bound_share * time_limit,
                            extra=[start] if start is not None else None)
-    out.bound, out.bound_seconds = cb.bound, time.perf_counter() - t0
     notes.append(f"Lagrangian bound {cb.bound:,.2f} ({cb.iterations} pricing rounds, master "
-                 f"LP {cb.master:,.2f}, {cb.sku.size} columns) in {out.bound_seconds:.1f} s")
+                 f"LP {cb.master:,.2f}, {cb.sku.size} columns) in "
+                 f"{time.perf_counter() - t0:.1f} s")
+    # the SKUs whose MOQ, packs or back-orders the shortest paths leave out: their own LP
+    # at the same prices, largest MOQ per period of demand first
+    per_sku = SingleItemPaths(data).priced(cb.price_budget, cb.price_space)[0]
+    some = np.flatnonzero((data.moq_eff > 0) | data.backlog)
+    weight = data.moq_eff[some] / np.maximum(data.demand[some].mean(axis=1), 1e-9)
+    some = some[np.argsort(-weight, kind="stable")]
+    lp = sku_lp_values(data, some, cb.price_budget, cb.price_space,
+                       deadline=t0 + (bound_share + lp_share) * time_limit)
+    lift = float(np.maximum(lp - per_sku[some], 0.0).sum())
+    out.bound, out.bound_seconds = cb.bound + lift, time.perf_counter() - t0
+    notes.append(f"per-SKU LPs with MOQ rows ({int(np.isfinite(lp).sum())} of {some.size} "
+                 f"SKUs) lift it by {lift:,.2f} to {out.bound:,.2f} in "
+                 f"{out.bound_seconds:.1f} s")
     m = cb.master_lp
     h, k = m.h, m.n_slack
     ok = _eligible(data, cb.sku, cb.plans)
