@@ -25,8 +25,8 @@ Route (`priced_plan`), all within one time limit counted from the call:
 4. Supplier by supplier (`_improve_by_groups`): the truck group's MIP on the array model
    (`optimizer.plan_matrix`, strong) with whole trucks and MOQ, its order slots those of the
    plan (widened by a period either side while small), the budget and warehouse the other
-   groups leave, from its part of the plan; rounds until one finds nothing better or time
-   is up.
+   groups leave, from its part of the plan; rounds until one finds nothing better, the
+   plan is within `gap` of the bound or time is up.
 
 Costs in the master count each truck at its cost per unit of load; every plan is then
 priced exactly (whole trucks per supplier and arrival period) with `optimizer.plan.
@@ -157,10 +157,11 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
     with its order slots restricted to those of the current plan `x` (widened by one period
     either side when small enough, see `GROUP_COLUMNS`) and the budget and warehouse left
     by the other groups, from its part of the plan, in rounds over the groups until one
-    finds nothing better or the time is up. While `x` breaks a limit the group MIPs price
-    the excess (elastic rows, 10 per currency unit over a budget, 10 x the median value of
-    a volume unit over the warehouse, raised tenfold after a round without progress) and a
-    move is kept when it lowers cost + priced excess. Every plan kept is offered."""
+    finds nothing better, the best plan is within `gap` of `out.bound` or the time is up.
+    While `x` breaks a limit the group MIPs price the excess (elastic rows, 10 per currency
+    unit over a budget, 10 x the median value of a volume unit over the warehouse, raised
+    tenfold after a round without progress) and a move is kept when it lowers cost + priced
+    excess. Every plan kept is offered."""
     import highspy
 
     from optimizer.highs import run_highs
@@ -187,7 +188,8 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
         before = score(ev)
         broken = sum(excess(ev)) > 0
         for pos, idx in enumerate(parts):
-            if left() <= 3.0:
+            if left() <= 3.0 or (out.x is not None
+                                 and out.objective - out.bound <= gap * abs(out.objective)):
                 return
             own = evaluate(subset(data, idx), x[idx])
             sd = subset(data, idx, budget=B - (ev["spend"] - own["spend"]),
