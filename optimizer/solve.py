@@ -206,8 +206,13 @@ class _Context:
 
     def _price_in_workers(self, lam):
         """The same pricing on two worker processes, one half of the SKUs each (the
-        machine has two cores; the per-SKU work is independent). Workers keep their half's
-        context, so a round ships only the prices and the per-SKU answers."""
+        machine has two cores; the per-SKU work is independent). Each half has its own
+        single-process pool, so the same process prices it every round and its context
+        (the last round's policies and fill-floor prices, where the next round starts) is
+        always that half's latest: with one two-process pool the halves went to whichever
+        process was free, a round often started from another round's state or from none
+        (the cold solve's second round ran unwarmed: 0.41 s against 0.2 s), and results
+        depended on that order. A round ships only the prices and the per-SKU answers."""
         if self._pool is None:
             import multiprocessing as mp
             import weakref
@@ -215,11 +220,13 @@ class _Context:
 
             halves = np.array_split(np.arange(self.n), 2)
             self._halves = halves
-            self._pool = ProcessPoolExecutor(
-                max_workers=2, mp_context=mp.get_context("fork"), initializer=_worker_init,
-                initargs=(self.inst, self.limits, halves))
-            weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
-        outs = list(self._pool.map(_worker_price, [(0, lam), (1, lam)]))
+            self._pool = tuple(ProcessPoolExecutor(
+                max_workers=1, mp_context=mp.get_context("fork"), initializer=_worker_init,
+                initargs=(self.inst, self.limits, [h])) for h in halves)
+            for pool in self._pool:
+                weakref.finalize(self, pool.shutdown, wait=False, cancel_futures=True)
+        futures = [pool.submit(_worker_price, (0, lam)) for pool in self._pool]
+        outs = [f.result() for f in futures]
         z, r, nv, f, pen = (np.empty(self.n) for _ in range(5))
         notes = np.empty(self.n, dtype=np.int64)
         for ix, (zz, rr, vv, ff, nn, pp) in zip(self._halves, outs):
@@ -233,10 +240,12 @@ class _Context:
         all SKUs) / (cost of the subset) to stop it where a full round would."""
         if self._pool is not None:
             jobs = []
-            for k, half in enumerate(self._halves):
+            for half in self._halves:
                 sel = idx[(idx >= half[0]) & (idx <= half[-1])]
-                jobs.append((sel, (k, lam, sel - half[0], tol_scale)))
-            outs = list(self._pool.map(_worker_price_subset, [j for _, j in jobs]))
+                jobs.append((sel, (0, lam, sel - half[0], tol_scale)))
+            futures = [pool.submit(_worker_price_subset, job)
+                       for pool, (_, job) in zip(self._pool, jobs)]
+            outs = [f.result() for f in futures]
             z, r = np.empty(idx.size), np.empty(idx.size)
             notes = np.empty(idx.size, dtype=np.int64)
             order = np.argsort(idx, kind="stable")
@@ -377,7 +386,7 @@ def _pricing_tol(lam) -> float | None:
 
 
 def _worker_init(instance, limits, halves):
-    # a worker process's own pricing contexts, one per half of the SKUs
+    # a worker process's own pricing contexts, one per part of the SKUs it prices
     _WORKER["ctx"] = [_Context(instance.take(h), limits) for h in halves]
     for c in _WORKER["ctx"]:
         c.parallel = False
