@@ -214,3 +214,50 @@ def test_iteration_converges_where_the_plain_map_oscillates(case):
     warm = si.optimize(coef, ltd, warm=(sol.order_quantity * 1.3, sol.reorder_point * 0.7,
                                         sol.vehicles_per_order + 1))
     assert warm.objective[0] == pytest.approx(sol.objective[0], rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", [NORMAL, GAMMA, POISSON, UNIFORM])
+def test_interval_lower_bound_holds_and_beats_the_right_end_bound(kind):
+    # the vehicle scan prunes an interval when this bound reaches the incumbent: it must
+    # never exceed the interval's true minimum (a fine scan of Z with the best R each), and
+    # the chord of the tail (concave in 1/Z) must lift it above the bound that takes the
+    # tail at the interval's right end only
+    rng = np.random.default_rng(7)
+    m = 300
+    D = rng.uniform(200, 20000, m)
+    mean = D * rng.uniform(0.01, 0.08, m)
+    sd = mean * rng.uniform(0.2, 1.2, m) if kind != POISSON else np.sqrt(mean)
+    ltd = LeadTimeDemand.build(np.full(m, kind), mean, sd)
+    u = rng.uniform(20, 400, m)
+    coef = si.CostCoefficients.build(D, rng.uniform(10, 200, m), rng.uniform(0.5, 5, m),
+                                     rng.uniform(1, 10, m), rng.uniform(5, 60, m), u,
+                                     rng.uniform(20, 600, m), np.where(rng.random(m) < 0.3,
+                                                                       rng.uniform(10, 500, m), 0))
+    n = rng.integers(1, 6, m).astype(float)
+    lb = si._interval_lower_bound(coef, ltd, n, u)
+    lo = np.maximum((n - 1) * u, np.maximum(coef.moq, 1e-9))
+    hi = n * u
+    ok = lo <= hi
+    zs = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, 401)[None, :]
+    # the interval is open at (n - 1) u (and the vehicle count rounds within 1e-9 of it):
+    # there the order fills one vehicle fewer
+    zs = np.maximum(zs, ((n - 1) * u * (1 + 1e-7))[:, None])
+    best = np.full(m, np.inf)
+    for j in range(zs.shape[1]):
+        z = np.where(ok, zs[:, j], 1.0)
+        r = si.best_reorder_point(coef, ltd, z)
+        best = np.minimum(best, np.where(ok, si.evaluate(coef, ltd, z, r), np.inf))
+    assert np.all(lb[ok] <= best[ok] * (1 + 1e-9))
+    assert np.all(np.isinf(lb[~ok]))
+    # the right-end bound the scan used before
+    a = (coef.ordering + coef.vehicle_cost * n) * coef.demand
+    z0 = np.clip(np.sqrt(a / coef.hold_q), lo, np.maximum(hi, lo))
+    r_hi = si.best_reorder_point(coef, ltd, np.maximum(hi, lo))
+    old = a / z0 + coef.hold_q * z0 + coef.hold_r * (r_hi - ltd.mean) + \
+        coef.penalty * coef.demand * ltd.loss(r_hi) / np.maximum(hi, lo)
+    assert np.all(lb[ok] >= old[ok] * (1 - 1e-12))
+    # above the best interval (its EOQ under the interval, the case the scan meets most)
+    # the chord lifts the bound for most SKUs
+    above = ok & (np.sqrt(a / coef.hold_q) < lo) & (coef.penalty > 0)
+    assert above.sum() >= 10
+    assert np.mean(lb[above] > old[above] * (1 + 1e-6)) > 0.5
