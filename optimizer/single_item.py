@@ -392,6 +392,9 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
         capped = np.zeros(idx.size, dtype=bool)
         step = 1
         while True:
+            # the cap tightens as the incumbents improve (the same bound, a lower F)
+            n_max = np.minimum(n_max, np.ceil(((bf + sub.hold_r * sub_ltd.mean)
+                                               / sub.hold_q) / uu) + 1.0)
             rows = np.flatnonzero(n_max >= step)
             if rows.size == 0:
                 break
@@ -413,6 +416,9 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
                     # the best, so this is usually one step
                     consider(pn[need], pr[need], bz[pr[need]], br[pr[need]])
             step += block
+            # past the first block only SKUs with many vehicle counts left are scanned:
+            # wider blocks, fewer passes (each pass has a fixed cost of ~1 ms)
+            block = min(2 * block, 1024)
         bnotes[capped] |= NOTE_VEHICLE_SCAN_CAPPED
         best_z[idx], best_r[idx], best_f[idx], notes[idx] = bz, br, bf, bnotes
     n_final = _vehicles(best_z, u)
