@@ -1002,6 +1002,12 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
             observed = -(distance(rnd.total_use, target) - resid)
         ok = act & (np.abs(predicted) > 1e-9) & np.isfinite(observed)
         scale = np.where(ok, np.clip(observed / np.where(ok, predicted, 1.0), 0.2, 5.0), scale)
+        if np.count_nonzero(new != prev.lam) >= 2:
+            # a step that moved several prices (a limit entering or leaving among them)
+            # measures their joint effect, not one limit's response to its own price: as a
+            # row scale it sent the next one-limit step far past the optimum (10k, seed 3,
+            # the budget leaving: warehouse price 1,495 -> 1,855 -> 1,502 -> 1,560)
+            scale = np.ones(len(rhs))
         straddle = (_feasible(rnd.total_use, rhs) != _feasible(prev.total_use, rhs))
         tiny = np.all(np.abs(new - prev.lam) <= 1e-3 * np.maximum(np.abs(new), 1e-300))
         if history is not None:
