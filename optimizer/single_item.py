@@ -302,13 +302,18 @@ def _interval_lower_bound(coef, ltd, n, u):
         return coef.hold_r * (r - ltd.mean) + np.where(
             coef.penalty > 0, coef.penalty * coef.demand * ltd.loss(r) / z, 0.0)
 
-    t_hi, t_lo = tail(hi), tail(lo)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t_hi, t_lo = tail(hi), tail(lo)
         span = 1.0 / lo - 1.0 / hi
         beta = np.where(span > 0, np.maximum(t_lo - t_hi, 0.0) / span, 0.0)
-    alpha = t_hi - beta / hi
-    z = np.clip(np.sqrt((a + beta) / coef.hold_q), lo, hi)
-    return np.where(n * u >= lo, (a + beta) / z + coef.hold_q * z + alpha, np.inf)
+        alpha = t_hi - beta / hi
+        z = np.clip(np.sqrt((a + beta) / coef.hold_q), lo, hi)
+        lb = (a + beta) / z + coef.hold_q * z + alpha
+        # where the chord overflows (shortage prices of 1e20 and more, on the way to an
+        # infeasibility proof) the right-end bound stands in: a NaN would prune the interval
+        z0 = np.clip(np.sqrt(a / coef.hold_q), lo, hi)
+        lb = np.where(np.isnan(lb), a / z0 + coef.hold_q * z0 + t_hi, lb)
+    return np.where(n * u >= lo, lb, np.inf)
 
 
 def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int = 4000,
