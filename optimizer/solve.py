@@ -1527,10 +1527,14 @@ def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
     m = build_choice_master(C[free] / c_scale, U[act][:, free, :] / norm[:, None, None],
                             rhs_free / norm - 1e-6, [ctx.limits.names[k] for k in act])
     J = Z.shape[1]
-    if start is not None:
+
+    def set_start():
         s = start[free]
-        for i, var in m.choose.items():
+        for var in m.choose.values():
             var.set_value(1.0 if var.index()[1] == s[var.index()[0]] else 0.0)
+
+    if start is not None:
+        set_start()
     if write_model:
         m.write(write_model, io_options={"symbolic_solver_labels": True})
     remaining = None if deadline == math.inf else max(deadline - time.perf_counter(), 1.0)
@@ -1552,17 +1556,14 @@ def _choose(ctx, Z, R, start, rhs, deadline, gap, solver, write_model):
         if abs(got - out.objective) > 1e-7 * max(abs(out.objective), 1.0):
             remaining = None if deadline == math.inf else deadline - time.perf_counter()
             if remaining is None or remaining > 1.0:
-                s = start[free]
-                for i, var in m.choose.items():
-                    var.set_value(1.0 if var.index()[1] == s[var.index()[0]] else 0.0)
+                set_start()
                 again = solve_model(m, solver=solver, time_limit=remaining,
                                     mip_gap=gap * 0.1, warmstart=True,
                                     options={"presolve": "off"})
                 if again.solution != "none":
                     out = again
                 else:  # nothing new: the values are the start's again
-                    for i, var in m.choose.items():
-                        var.set_value(1.0 if var.index()[1] == s[var.index()[0]] else 0.0)
+                    set_start()
     if out.solution == "none":
         return None
     pick[free] = chosen()
