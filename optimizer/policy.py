@@ -291,15 +291,15 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         guided = np.isfinite(g) & (g > lo)
         lo = np.where(guided, np.maximum(lo, g / (1 + guess_width)), lo)
         hi = np.where(guided, np.maximum(g * (1 + guess_width), lo * 1.001), hi)
+
     def fill_of(parts):
-        """f - target of several disjoint (rows, prices) parts in one solve: each SKU's own
-        sequence of prices is what separate passes would try, but a pass of a few dozen
-        SKUs costs as much fixed overhead as one of thousands (a warm 5,000-SKU round: 7
-        passes, 3 of them under 130 SKUs and 15 ms of 110)."""
-        parts = [(r, v) for r, v in parts if r.size]
-        if not parts:
-            return []
+        """f - target of several disjoint (rows, prices) parts in one solve, one array per
+        part: each SKU's own sequence of prices is what separate passes would try, but a
+        pass of a few dozen SKUs costs as much fixed overhead as one of thousands (a warm
+        5,000-SKU round: 7 passes, 3 of them under 130 SKUs and 15 ms of 110)."""
         rows = np.concatenate([r for r, _ in parts])
+        if not rows.size:
+            return [np.zeros(0) for _ in parts]
         f = fill_at(np.concatenate([v for _, v in parts]), rows)[1] - target[rows]
         return np.split(f, np.cumsum([r.size for r, _ in parts])[:-1])
 
@@ -317,13 +317,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     # down of those that meet it
     up = np.flatnonzero(f_lo < 0)
     r1 = np.flatnonzero((f_lo >= 0) & (lo > base_lo) & guided)
-    res = fill_of([step_down(r1, 1.25), (up, hi[up])])
-    parts = [r for r, _ in [(r1, 0), (up, 0)] if r.size]
-    for r, f in zip(parts, res):
-        if r is r1:
-            f_lo[r] = f
-        else:
-            f_hi[r] = f
+    f_lo[r1], f_hi[up] = fill_of([step_down(r1, 1.25), (up, hi[up])])
     grow = np.where(guided, 1.25, 4.0)
     # the second step down (to the SKU's own price) shares a pass with the first widening
     # of the brackets whose upper end still misses (disjoint SKUs)
@@ -332,13 +326,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     lo[short], f_lo[short] = hi[short], f_hi[short]
     hi[short] = hi[short] * grow[short]
     grow[short] = 4.0  # a guess off by more than 25%: wide steps
-    res = fill_of([step_down(r2, np.inf), (short, hi[short])])
-    parts = [r for r in (r2, short) if r.size]
-    for r, f in zip(parts, res):
-        if r is r2:
-            f_lo[r] = f
-        else:
-            f_hi[r] = f
+    f_lo[r2], f_hi[short] = fill_of([step_down(r2, np.inf), (short, hi[short])])
     done = f_lo >= 0  # the SKU's own shortage price already meets its target
     hi = np.where(done, lo, hi)
     f_hi = np.where(done, f_lo, f_hi)
