@@ -470,9 +470,9 @@ def solve_model(model: pyo.ConcreteModel, *, solver: str = "appsi_highs", time_l
     HiGHS does; the incumbent and dual bound the child last streamed come back as
     termination "time_limit" (the message says "killed"). It needs a `time_limit`, fork
     (POSIX; a fork that fails falls back too) and neither `persistent` nor `want_duals`;
-    otherwise, and with `hard_limit=False`, HiGHS runs in this process with `time_limit` counted from its own
-    start (the translation comes first, 15-25 s for a 320,000-variable plan), and a
-    watchdog cancels it at `watchdog_delay(time_limit)`, which HiGHS may not notice for
+    otherwise, and with `hard_limit=False`, HiGHS runs in this process with `time_limit`
+    counted from its own start (the translation comes first, 15-25 s for a 320,000-variable
+    plan), and a watchdog cancels it at `watchdog_delay(time_limit)`, which HiGHS may not notice for
     minutes. Default (None): the child for a MIP (an unfixed integer variable), this
     process for an LP. A solve that completes returns the same in both places. The child
     costs a fork (about 50 ms for a 1.2 GB process) and the copy of each streamed solution.

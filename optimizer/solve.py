@@ -870,12 +870,11 @@ def _primal(ctx: _Context, rounds, best, rhs, bound, deadline, gap, solver, writ
     return plan
 
 
-def _straddle(ctx, rounds, rhs, deadline, near=None,
-              steps=(1e-3, 4e-3, 1.6e-2, 6.4e-2, 0.25)) -> bool:
-    """Add a round on the inside of every limit that plan `near` (default: the priced round
-    nearest to meeting every limit) exceeds: its prices with only the exceeded limits'
-    raised, by 0.1%, 0.4%, ... 25% (a limit priced 0 there: 0.4%, ... 100% of the highest
-    price it had in any round) until the new round meets them. Where limits pull against
+def _straddle(ctx, rounds, rhs, deadline, steps=(1e-3, 4e-3, 1.6e-2, 6.4e-2, 0.25)) -> bool:
+    """Add a round on the inside of every limit that the priced round nearest to meeting
+    every limit exceeds: its prices with only the exceeded limits' raised, by 0.1%, 0.4%,
+    ... 25% (a limit priced 0 there: 0.4%, ... 100% of the highest price it had in any
+    round) until the new round meets them. Where limits pull against
     each other (a fill-rate floor against the warehouse: stock that serves one breaks the
     other; an orders cap against the warehouse: fewer orders mean more stock) the prices
     converge from one side and the rounds break one limit by a hair; raising all prices
@@ -886,8 +885,7 @@ def _straddle(ctx, rounds, rhs, deadline, near=None,
     priced = [r for r in rounds if r.priced]
     if not priced:
         return False
-    if near is None:
-        near = min(priced, key=lambda r: float(_violation(r.total_use, rhs).max()))
+    near = min(priced, key=lambda r: float(_violation(r.total_use, rhs).max()))
     ref = np.max([r.lam for r in priced], axis=0)
     over = act & (near.total_use > rhs) & ((near.lam > 0) | (ref > 0))
     if not over.any():
@@ -1209,8 +1207,8 @@ def _within_gap(ctx, rounds, best, rhs, gap, near: float = 3e-2) -> bool:
     """True when the pool already holds a plan (a feasible round, or the exchange mix of
     the rounds near the best prices) within `gap` of the best bound. The mix is tried only
     when some round uses every limit priced (or exceeded) at the best prices within `near`
-    (relative) of its right-hand side: a plan that leaves a priced limit `near` unused costs about
-    lam . b x `near` over the bound (at least `near` of the cost on the 10k sweep, far
+    (relative) of its right-hand side: a plan that leaves a priced limit `near` unused costs
+    about lam . b x `near` over the bound (at least `near` of the cost on the 10k sweep, far
     above any gap target), and a mix of plans further out on both sides costs more still.
     This skips the first, hopeless check of each re-plan whose limit moved by more."""
     bound = best.lagrangian(rhs)
