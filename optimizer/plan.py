@@ -609,7 +609,8 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
                     lp_bound: bool = True, heuristic: bool = True,
                     lp_coupling: bool = True, solver: str = "appsi_highs",
                     decompose: bool = False, decompose_share: float = 0.6,
-                    direct: bool = True, price: bool | None = None) -> PlanResult:
+                    direct: bool = True, price: bool | None = None,
+                    groups: bool = True) -> PlanResult:
     """Build, warm-start and solve the lot-sizing MIP of `data`.
 
     price=True takes the pricing route of `optimizer.plan_price.priced_plan` instead
@@ -626,6 +627,8 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     500 SKUs x 26 periods: 0.3 s instead of ~11 s of Pyomo build and load, and the LP
     solved without the budget and warehouse rows first, then with them from that basis);
     direct=False builds the Pyomo model of `formulations.lot_sizing` (any Pyomo solver).
+    groups=False leaves out the direct pipeline's LP-guided MIPs by truck group
+    (`optimizer.plan_groups`), which run before the LP-guided MIP of the whole model.
 
     decompose=True replaces the LP and LP-guided stages by the supplier decomposition
     (`optimizer.plan_decompose.decomposed_plan`, at most `decompose_share` of the time): the
@@ -674,7 +677,8 @@ def solve_plan_data(data: LotSizingData, *, time_limit=None, gap: float = 1e-2,
     if direct and not decompose and solver in ("appsi_highs", "highs"):
         return _solve_direct(data, t0, notes, start_obj, time_limit=time_limit, gap=gap,
                              strong=strong, start=start if start_obj is not None else None,
-                             lp_bound=lp_bound, heuristic=heuristic, lp_coupling=lp_coupling)
+                             lp_bound=lp_bound, heuristic=heuristic, lp_coupling=lp_coupling,
+                             groups=groups)
     dec = None
     if decompose:
         from optimizer.plan_decompose import decomposed_plan

@@ -45,3 +45,22 @@ def small_plan_fields(rng, n: int, T: int, *, max_lead: int, least_on_hand: int)
         load=np.where(np.arange(n) == n - 1, 0.0, rng.uniform(1, 3, n).round(1)),
         truck_capacity={"A": 30.0, "B": 25.0, "C": 20.0},
         truck_cost={"A": 40.0, "B": 30.0, "C": 25.0})
+
+
+def limited_plan_data(seed: int, *, backlog: bool = False, n: int = 7, T: int = 6,
+                      budget_share: float = 0.75, space_share: float = 0.8):
+    """`small_plan_fields` of `seed` with a period budget and a warehouse that cut into the
+    optimum without them: budget = budget_share x its peak spend, warehouse = its least
+    space + space_share x (peak - least). backlog: half the SKUs get a shortage cost. The
+    limits may leave no plan (check with `optimizer.plan.diagnose`)."""
+    from formulations.lot_sizing import LotSizingData
+    from optimizer.plan import solve_plan_data
+
+    rng = np.random.default_rng(seed)
+    kw = small_plan_fields(rng, n, T, max_lead=2, least_on_hand=5)
+    if backlog:
+        kw["shortage_cost"] = np.where(rng.random(n) < 0.5, 20.0, np.nan)
+    free = solve_plan_data(LotSizingData(**kw), gap=1e-9, lp_bound=False)
+    spend, space = free.periods["spend"].to_numpy(), free.periods["space"].to_numpy()
+    return LotSizingData(**kw, budget=budget_share * spend.max(),
+                         warehouse=space.min() + space_share * (space.max() - space.min()))

@@ -8,7 +8,7 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from builders import small_plan_fields
+from builders import limited_plan_data
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
@@ -19,24 +19,10 @@ from optimizer.plan_decompose import decomposed_plan, subset, truck_groups
 EXACT = 1e-9
 
 
-def _instance(seed, n=7, T=6, budget_share=0.75, space_share=0.8):
-    """Three suppliers with trucks and one SKU without (load 0); budget and warehouse cut
-    into the plan without them."""
-    rng = np.random.default_rng(seed)
-    kw = small_plan_fields(rng, n, T, max_lead=2, least_on_hand=5)
-    free = LotSizingData(**kw)
-    # the optimum without limits, then limits that cut into it
-    res = solve_plan_data(free, gap=EXACT, lp_bound=False)
-    spend = res.periods["spend"].to_numpy()
-    space = res.periods["space"].to_numpy()
-    return LotSizingData(**kw, budget=budget_share * spend.max(),
-                         warehouse=space.min() + space_share * (space.max() - space.min()))
-
-
 def _cases():
     out = []
     for seed in range(40):
-        data = _instance(seed)
+        data = limited_plan_data(seed)
         if diagnose(data):
             continue
         opt = solve_plan_data(data, gap=EXACT, lp_bound=False)

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from builders import small_plan_fields
+from builders import limited_plan_data, small_plan_fields
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
@@ -21,17 +21,10 @@ from optimizer.plan_price import priced_plan, repair_spend
 EXACT = 1e-9
 
 
-def _limited(seed, backlog=False, n=7, T=6):
+def _limited(seed, backlog=False):
     """Three suppliers with trucks and one SKU without; budget and warehouse cut into the
     optimum without them (None when the limits leave no plan)."""
-    rng = np.random.default_rng(seed)
-    kw = small_plan_fields(rng, n, T, max_lead=2, least_on_hand=5)
-    if backlog:
-        kw["shortage_cost"] = np.where(rng.random(n) < 0.5, 20.0, np.nan)
-    res = solve_plan_data(LotSizingData(**kw), gap=EXACT, lp_bound=False)
-    spend, space = res.periods["spend"].to_numpy(), res.periods["space"].to_numpy()
-    data = LotSizingData(**kw, budget=0.75 * spend.max(),
-                         warehouse=space.min() + 0.8 * (space.max() - space.min()))
+    data = limited_plan_data(seed, backlog=backlog)
     return None if diagnose(data) else data
 
 
