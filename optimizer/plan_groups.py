@@ -318,10 +318,11 @@ def _polish(data, parts, x, y_lp, over, slack, penalty, group_gap, deadline, gap
     shares), each from its own plan, in rounds until `deadline`: first the groups that
     overran their share (a tight share, often with room left by the others), then the
     `POLISH_MORE` others whose MIPs stopped farthest from their bound (`slack`, money); a
-    round after a round that found something takes every group, farthest first. A new group
-    plan is kept when the whole plan's cost plus priced excess over the limits drops. Stops
-    as soon as the plan meets every limit within `gap` of `bound`; with no deadline, after
-    the overran groups. Returns (x, note)."""
+    round after a round that found something takes every group, farthest first, and so do
+    up to two more rounds while the plan breaks a limit. A new group plan is kept when the
+    whole plan's cost plus priced excess over the limits drops. Stops as soon as the plan
+    meets every limit within `gap` of `bound`; with no deadline, after the overran groups
+    unless a limit is still broken. Returns (x, note)."""
     from optimizer.plan import evaluate
 
     B, W = data.budget, data.space_limit
@@ -373,9 +374,15 @@ def _polish(data, parts, x, y_lp, over, slack, penalty, group_gap, deadline, gap
                 x, ev = xn, evn
                 better += 1
                 found = True
-        if deadline is None or not found or time.perf_counter() > deadline - 0.2:
+        broken = sum(excess(ev)) > 1e-9
+        if deadline is not None and time.perf_counter() > deadline - 0.2:
             break
-        queue = [int(k) for k in np.argsort(-slack, kind="stable") if slack[k] > 0]
+        if not (broken and rounds < 3) and (deadline is None or not found):
+            break
+        # every group now, farthest from its bound first (all of them while a limit is
+        # broken: the others may make room for the group that overran)
+        queue = [int(k) for k in np.argsort(-slack, kind="stable")
+                 if slack[k] > 0 or broken]
     after = score(ev)
     note = (f"; {tried} re-solved under what the others leave in {rounds} round(s), "
             f"{better} better ({before:,.2f} -> {after:,.2f})" if tried else "")

@@ -58,11 +58,12 @@ def plan_summary(result: PlanResult, max_orders: int = 15, max_periods: int = 26
         f"bound       {_money(r.bound)} (no plan meeting the limits costs less)",
         f"LP bound    {_money(r.lp_bound)} (LP relaxation of the formulation solved)",
         f"gap         {gap}   solve {r.solve_seconds:.2f} s (build {r.build_seconds:.2f}, "
-        f"LP {r.lp_seconds:.2f}, LP-guided MIP {r.heuristic_seconds:.2f}, full MIP "
+        f"LP {r.lp_seconds:.2f}, LP-guided MIPs {r.heuristic_seconds:.2f}, full MIP "
         f"{r.mip_seconds:.2f})",
         f"start       {_money(r.start_objective)} ((R, Z) plan repaired to the limits; "
         "n/a = it breaks a limit)",
-        f"LP-guided   {_money(r.heuristic_objective)} (MIP over the order slots the LP opens)",
+        f"LP-guided   {_money(r.heuristic_objective)} (best plan of the MIPs over the order slots "
+        "the LP opens)",
     ]
     use = period_use(r)
     if len(use):
