@@ -100,6 +100,112 @@ class GroupPlan:
     message: str = ""
 
 
+def lp_from_groups(data: LotSizingData, pm, time_limit: float | None = None):
+    """The LP relaxation of `pm` (the whole model of `data`, `optimizer.plan_matrix`) solved
+    from a basis put together from its truck groups' LPs: without the budget and warehouse
+    rows the LP falls apart by group, so each group's optimal basis, with those rows basic,
+    is an optimal basis of the whole LP without them, and the dual simplex goes on from it
+    once the rows are in. 500 x 26: the ten group LPs take 2.8 s and the whole LP 2.6 s
+    (804 iterations) from their basis, 6.1 s in all against 9.3 s for the whole LP without
+    the rows and then with them. Returns the solved `highspy.Highs` (with every row), or None
+    when a group LP is not optimal or a row of the whole model cannot be matched to exactly
+    one group row; the caller then solves the whole LP itself.
+
+    Rows are matched by their columns and coefficients (a weighted sum of the coefficients
+    with random column weights, exact: a group's columns are a subsequence of the whole
+    model's in the same order, so the sums are the same floats) and by their kind (<=, >=,
+    =): the group models are built with the whole model's limits so that their big-M
+    coefficients (capped by the budget) are the same, and their limit rows are left out."""
+    import highspy
+
+    from optimizer.plan_decompose import subset, truck_groups
+    from optimizer.plan_matrix import build_plan_matrix, limit_rows, to_highs
+    from optimizer.plan_search import _run
+
+    rng = np.random.default_rng(0)
+    weight = rng.random(pm.num_col) + 0.5
+
+    def keys(A, cols, lo, up):
+        A = A.tocsr().copy()
+        A.data = A.data * weight[cols[A.indices]]
+        kind = np.where(np.isinf(lo), 0, np.where(np.isinf(up), 1, 2))
+        sides = 0.5772 * np.where(np.isfinite(lo), lo, 0.0) + 0.3183 * np.where(
+            np.isfinite(up), up, 0.0)
+        return np.asarray(A.sum(axis=1)).ravel() + sides, kind
+
+    full_sum, full_kind = keys(pm.A, np.arange(pm.num_col), pm.row_lo, pm.row_up)
+    by_kind = []  # per kind of row: (rows of that kind sorted by key, their sorted keys)
+    for k in range(3):
+        rows = np.flatnonzero(full_kind == k)
+        rows = rows[np.argsort(full_sum[rows], kind="stable")]
+        by_kind.append((rows, full_sum[rows]))
+
+    def match(g_sum, g_kind):
+        """Row of the whole model of each group row; None if one has no exact match."""
+        out = np.full(g_sum.size, -1, dtype=np.int64)
+        for k, (rows, sums) in enumerate(by_kind):
+            mine = np.flatnonzero(g_kind == k)
+            if not mine.size:
+                continue
+            if not rows.size:
+                return None
+            pos = np.minimum(np.searchsorted(sums, g_sum[mine]), rows.size - 1)
+            if not np.array_equal(sums[pos], g_sum[mine]):
+                return None
+            out[mine] = rows[pos]
+        return out
+
+    col_status = np.full(pm.num_col, -1)
+    row_status = np.full(pm.num_row, -1)
+    T = data.T
+    w_key = (pm.w_sku * T + pm.w_order) * T + pm.w_need
+    w_sorted = np.argsort(w_key)
+    for idx in truck_groups(data):
+        g = build_plan_matrix(subset(data, idx, budget=data.budget, warehouse=data.warehouse),
+                              strong=True)
+        cols = np.full(g.num_col, -1)
+        for name in ("x", "y", "n", "s", "b", "e"):
+            mine, whole = getattr(g, name), getattr(pm, name)[idx]
+            on = mine >= 0
+            cols[mine[on]] = whole[on]
+        on = g.v >= 0
+        cols[g.v[on]] = pm.v[on]
+        if g.w.size:
+            want = (idx[g.w_sku] * T + g.w_order) * T + g.w_need
+            pos = np.minimum(np.searchsorted(w_key[w_sorted], want), max(w_key.size - 1, 0))
+            if not w_key.size or not np.array_equal(w_key[w_sorted][pos], want):
+                return None
+            cols[g.w] = pm.w[w_sorted[pos]]
+        if (cols < 0).any():
+            return None
+        h = to_highs(g, relax=True, without_limits=True)
+        _run(h, time_limit)
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        basis = h.getBasis()
+        col_status[cols] = [int(v) for v in basis.col_status]
+        keep = np.ones(g.num_row, dtype=bool)
+        keep[limit_rows(g)] = False
+        g_sum, g_kind = keys(g.A, cols, g.row_lo, g.row_up)
+        rows = match(g_sum[keep], g_kind[keep])
+        # a row matched twice (two rows alike but for their bounds' values) or not at all
+        if rows is None or (row_status[rows] >= 0).any() or np.unique(rows).size != rows.size:
+            return None
+        row_status[rows] = np.array([int(v) for v in basis.row_status])[keep]
+    row_status[limit_rows(pm)] = int(highspy.HighsBasisStatus.kBasic)
+    if (col_status < 0).any() or (row_status < 0).any():
+        return None
+    h = to_highs(pm, relax=True)
+    basis = highspy.HighsBasis()
+    basis.col_status = [highspy.HighsBasisStatus(int(v)) for v in col_status]
+    basis.row_status = [highspy.HighsBasisStatus(int(v)) for v in row_status]
+    basis.valid = True
+    if h.setBasis(basis) != highspy.HighsStatus.kOk:
+        return None
+    _run(h, time_limit)
+    return h
+
+
 def _penalty(data: LotSizingData) -> tuple[float, float]:
     vol = data.unit_volume
     per_vol = data.unit_cost[vol > 0] / vol[vol > 0]

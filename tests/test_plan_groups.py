@@ -11,10 +11,10 @@ import pytest
 
 from builders import limited_plan_data
 
-from optimizer import plan_groups
+from optimizer import plan_groups, plan_matrix
 from optimizer.plan import check_plan, diagnose, evaluate, result_from_orders, solve_plan_data
 from optimizer.plan_decompose import truck_groups
-from optimizer.plan_groups import _deal, _fork_stream, _stream, group_plan
+from optimizer.plan_groups import _deal, _fork_stream, _stream, group_plan, lp_from_groups
 from optimizer.plan_matrix import build_plan_matrix, to_highs
 from optimizer.plan_search import matrix_plan
 
@@ -163,3 +163,41 @@ def test_the_pipeline_with_the_group_stage_still_reaches_the_exact_optimum(k):
     res.bound, res.gap = out.bound, 0.0
     assert not check_plan(data, res)
     assert "truck group" in out.message
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_the_lp_from_the_groups_bases_is_the_whole_lp(k):
+    """Same optimum as the whole LP solved from scratch, in few simplex iterations: the
+    groups' bases with the limit rows basic are an optimal basis without those rows."""
+    data, _ = CASES[k]
+    pm = build_plan_matrix(data)
+    h = lp_from_groups(data, pm)
+    assert h is not None
+    assert h.getModelStatus().name == "kOptimal"
+    assert h.getInfo().objective_function_value * data.money_scale == pytest.approx(
+        _lp(data)[2], rel=1e-9)
+    free = to_highs(pm, relax=True, without_limits=True)
+    free.run()
+    scratch = free.getInfo().simplex_iteration_count
+    assert h.getInfo().simplex_iteration_count <= scratch
+
+
+def test_the_lp_from_the_groups_gives_up_on_a_row_it_cannot_match(monkeypatch):
+    """A group model whose rows differ from the whole model's (here: one coefficient off)
+    returns None, and the pipeline then solves the whole LP itself (its group MIPs see the
+    same wrong models: their plans are checked on the instance like any other)."""
+    data, opt = CASES[0]
+    pm = build_plan_matrix(data)
+    original = plan_matrix.build_plan_matrix
+
+    def off(d, *a, **kw):
+        g = original(d, *a, **kw)
+        if d.n < data.n:
+            g.A = g.A.copy()
+            g.A.data[0] *= 1.5
+        return g
+
+    monkeypatch.setattr(plan_matrix, "build_plan_matrix", off)
+    assert lp_from_groups(data, pm) is None
+    out = matrix_plan(data, gap=EXACT)
+    assert out.objective == pytest.approx(opt.objective, rel=1e-7)
