@@ -281,7 +281,7 @@ def _solve_interval(coef, ltd, n, u, z_start=None, r_start=None):
     return z, r, cost, notes
 
 
-def _interval_lower_bound(coef, ltd, n, u):
+def _interval_lower_bound(coef, ltd, n, u, sku=None):
     """Valid lower bound of F over Z in ((n-1)u, nu], Z >= MOQ.
 
     F(Z, R*) = a / Z + h_q Z + T(Z) with a = (K + c_v n) D and the tail
@@ -292,18 +292,34 @@ def _interval_lower_bound(coef, ltd, n, u):
     interval. Tighter than bounding T by its value at the right end alone (beta = 0), which
     left the intervals next to the best one to be solved in most pricing rounds; the bound
     holds for the whole-pack optimum too (rounding to packs only raises F).
+
+    `sku` (optional, one id per (SKU, n) pair): where a pair follows the same SKU's pair
+    for n - 1, its left end is that pair's right end, and the tail there is taken from it
+    instead of solved again (the vehicle scan's pairs come SKU by SKU with n rising, so
+    each end costs one reorder-point solve instead of two; same values).
     """
     lo = np.maximum((n - 1) * u, np.maximum(coef.moq, 1e-9))
     hi = np.maximum(n * u, lo)
     a = (coef.ordering + coef.vehicle_cost * n) * coef.demand
 
-    def tail(z):
-        r = best_reorder_point(coef, ltd, z)
-        return coef.hold_r * (r - ltd.mean) + np.where(
-            coef.penalty > 0, coef.penalty * coef.demand * ltd.loss(r) / z, 0.0)
+    def tail(z, rows=None):
+        c, lt = (coef, ltd) if rows is None else (coef.take(rows), ltd.take(rows))
+        r = best_reorder_point(c, lt, z)
+        return c.hold_r * (r - lt.mean) + np.where(
+            c.penalty > 0, c.penalty * c.demand * lt.loss(r) / z, 0.0)
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t_hi, t_lo = tail(hi), tail(lo)
+        t_hi = tail(hi)
+        shared = np.zeros(n.shape, dtype=bool)
+        if sku is not None and n.size > 1:
+            shared[1:] = (sku[1:] == sku[:-1]) & (n[1:] == n[:-1] + 1) & (lo[1:] == hi[:-1])
+        if shared.any():
+            t_lo = np.empty_like(t_hi)
+            t_lo[1:][shared[1:]] = t_hi[:-1][shared[1:]]
+            own = np.flatnonzero(~shared)
+            t_lo[own] = tail(lo[own], own)
+        else:
+            t_lo = tail(lo)
         span = 1.0 / lo - 1.0 / hi
         beta = np.where(span > 0, np.maximum(t_lo - t_hi, 0.0) / span, 0.0)
         alpha = t_hi - beta / hi
@@ -413,7 +429,7 @@ def optimize(coef: CostCoefficients, ltd: LeadTimeDemand, max_vehicle_steps: int
                 pn = np.tile(ns, chunk.size)
                 keep = pn <= n_max[pr]
                 pr, pn = pr[keep], pn[keep]
-                lb = _interval_lower_bound(sub.take(pr), sub_ltd.take(pr), pn, uu[pr])
+                lb = _interval_lower_bound(sub.take(pr), sub_ltd.take(pr), pn, uu[pr], sku=pr)
                 need = lb < bf[pr] * (1 - 1e-12)
                 if need.any():
                     # start each interval from the SKU's incumbent clipped into it: an

@@ -261,3 +261,28 @@ def test_interval_lower_bound_holds_and_beats_the_right_end_bound(kind):
     above = ok & (np.sqrt(a / coef.hold_q) < lo) & (coef.penalty > 0)
     assert above.sum() >= 10
     assert np.mean(lb[above] > old[above] * (1 + 1e-6)) > 0.5
+
+
+@pytest.mark.parametrize("kind", [NORMAL, GAMMA, POISSON, UNIFORM])
+def test_interval_lower_bound_shared_ends_give_the_same_bounds(kind):
+    # the vehicle scan hands its (SKU, n) pairs SKU by SKU with n rising and lets
+    # consecutive intervals share the tail at their common end: every bound must equal the
+    # one computed end by end (MOQs that raise a left end break the sharing there)
+    rng = np.random.default_rng(11)
+    m = 60
+    D = rng.uniform(200, 20000, m)
+    mean = D * rng.uniform(0.01, 0.08, m)
+    sd = mean * rng.uniform(0.2, 1.2, m) if kind != POISSON else np.sqrt(mean)
+    u = rng.uniform(20, 400, m)
+    moq = np.where(rng.random(m) < 0.4, u * rng.uniform(0.5, 3.0, m), 0.0)
+    coef = si.CostCoefficients.build(D, rng.uniform(10, 200, m), rng.uniform(0.5, 5, m),
+                                     rng.uniform(1, 10, m), rng.uniform(5, 60, m), u,
+                                     rng.uniform(20, 600, m), moq)
+    ltd = LeadTimeDemand.build(np.full(m, kind), mean, sd)
+    counts = rng.integers(1, 7, m)
+    sku = np.repeat(np.arange(m), counts)
+    n = np.concatenate([np.arange(1, c + 1) for c in counts]).astype(float)
+    sub, sub_ltd = coef.take(sku), ltd.take(sku)
+    shared = si._interval_lower_bound(sub, sub_ltd, n, u[sku], sku=sku)
+    alone = si._interval_lower_bound(sub, sub_ltd, n, u[sku])
+    np.testing.assert_array_equal(shared, alone)
