@@ -151,7 +151,8 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
 
     `start`: a plan (n, T) to start from; used only if it meets every rule. `lp_bound` /
     `heuristic`: run the LP (needed by the heuristics) / the LP-guided MIPs. `groups`: stage
-    2a (when the instance has more than one truck group), with `group_share` of the time
+    2a and the LP from the groups' bases (strong model with more than one truck group; the
+    group MIPs are built strong), with `group_share` of the time
     left after the LP and `workers` processes. Stage 2b gets at most `heuristic_share` of
     the time left then (all of it without a feasible plan) and up to `widen` widenings.
     lp_coupling=False: the LP bound is that of the model without the budget and warehouse
@@ -198,7 +199,7 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
     if lp_bound or heuristic:
         t1 = time.perf_counter()
         h = None
-        if lp_coupling and groups and len(truck_groups(data)) > 1:
+        if strong and lp_coupling and groups and len(truck_groups(data)) > 1:
             lim = left()
             h = lp_from_groups(data, pm, None if lim is None else lim / 2)
             if h is not None and _lp(h) != "optimal":
@@ -256,7 +257,7 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
     mip.cbMipImprovingSolution += on_improving
     mip.cbMipInterrupt += on_interrupt
     # -- 2a. LP-guided plan by truck group
-    if heuristic and groups and y_lp is not None and len(truck_groups(data)) > 1:
+    if heuristic and groups and strong and y_lp is not None and len(truck_groups(data)) > 1:
         t1 = time.perf_counter()
         budget = left()
         gp = group_plan(data, x_lp, y_lp, gap=gap, workers=workers, bound=out.bound,
