@@ -249,10 +249,10 @@ class _ChildReport:
     killed: bool
 
 
-def _in_child(body, deadline: float) -> _ChildReport:
-    """Fork; the child runs `body(conn)` (see `_child_main`) while this process reads what
-    it streams until its last message or until `deadline` (perf_counter), when it is
-    killed."""
+def fork_child(body):
+    """Fork a child that runs `body(conn)` (see `_child_main`: HiGHS on a fresh thread, the
+    return value sent last, an exception sent as ("failed", message)); returns (pid, the
+    reading end of the pipe). Raises `_NoFork` when the fork fails."""
     import gc
     import multiprocessing
 
@@ -279,6 +279,14 @@ def _in_child(body, deadline: float) -> _ChildReport:
         finally:
             os._exit(code)
     writer.close()
+    return pid, reader
+
+
+def _in_child(body, deadline: float) -> _ChildReport:
+    """Fork; the child runs `body(conn)` (see `_child_main`) while this process reads what
+    it streams until its last message or until `deadline` (perf_counter), when it is
+    killed."""
+    pid, reader = fork_child(body)
     rep = _ChildReport(None, None, math.nan, None, False)
     try:
         while True:

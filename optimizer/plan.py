@@ -261,6 +261,14 @@ def evaluate(data: LotSizingData, x: np.ndarray) -> dict:
                 violations=v)
 
 
+def limit_excess(data: LotSizingData, ev: dict) -> tuple[float, float]:
+    """Total excess of a plan over the period budgets (money) and over the warehouse (volume),
+    summed over the periods, from its `evaluate` dict; (0, 0) when it meets both."""
+    W = data.space_limit
+    return (float(np.maximum(ev["spend"] - data.budget, 0.0).sum()),
+            float(np.where(np.isfinite(W), np.maximum(ev["space"] - W, 0.0), 0.0).sum()))
+
+
 # ----------------------------------------------------------------------------- MIP start
 
 def rz_start(data: LotSizingData, order_quantity, reorder_point) -> np.ndarray:

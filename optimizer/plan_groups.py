@@ -44,8 +44,6 @@ side by side at a 60 s limit: the pipeline with this stage 0.90% above the LP bo
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -392,7 +390,7 @@ def group_plan(data: LotSizingData, x_lp: np.ndarray, y_lp: np.ndarray, *,
                     if not reader.poll(max(wait, 0.0)):
                         break
                 msg = reader.recv()
-                if msg is None:
+                if msg is None or msg[0] == "failed":  # done, or the child's groups lost
                     break
                 keep(*msg)
         except (EOFError, OSError):  # the child died: its groups have no plan
@@ -431,21 +429,17 @@ def _polish(data, parts, x, y_lp, over, slack, penalty, group_gap, deadline, gap
     whole plan's cost plus priced excess over the limits drops. Stops as soon as the plan
     meets every limit within `gap` of `bound`; with no deadline, after the overran groups
     unless a limit is still broken. Returns (x, note)."""
-    from optimizer.plan import evaluate
+    from optimizer.plan import evaluate, limit_excess
 
     B, W = data.budget, data.space_limit
     c, vol = data.unit_cost, data.unit_volume
 
-    def excess(ev):
-        return (np.maximum(ev["spend"] - B, 0.0).sum(),
-                np.where(np.isfinite(W), np.maximum(ev["space"] - W, 0.0), 0.0).sum())
-
     def score(ev):
-        over_b, over_w = excess(ev)
+        over_b, over_w = limit_excess(data, ev)
         return ev["cost"] + penalty[0] * over_b + penalty[1] * over_w
 
     def done(ev):
-        return (sum(excess(ev)) <= 1e-9 and math.isfinite(bound)
+        return (sum(limit_excess(data, ev)) <= 1e-9 and math.isfinite(bound)
                 and ev["cost"] - bound <= gap * abs(ev["cost"]))
 
     ev = evaluate(data, x)
@@ -482,7 +476,7 @@ def _polish(data, parts, x, y_lp, over, slack, penalty, group_gap, deadline, gap
                 x, ev = xn, evn
                 better += 1
                 found = True
-        broken = sum(excess(ev)) > 1e-9
+        broken = sum(limit_excess(data, ev)) > 1e-9
         if deadline is not None and time.perf_counter() > deadline - 0.2:
             break
         if not (broken and rounds < 3) and (deadline is None or not found):
@@ -500,37 +494,14 @@ def _polish(data, parts, x, y_lp, over, slack, penalty, group_gap, deadline, gap
 def _fork_stream(data, parts, ks, x_lp, on_lp, y_lp, share_b, share_w, penalty, gap,
                  deadline):
     """Fork a child that solves the stream `ks` and sends (k, x, outcome) per group, then
-    None; (pid, reader), or None when fork fails."""
-    import multiprocessing
+    None (("failed", message) if it fails); (pid, reader), or None when fork fails."""
+    from optimizer.highs import _NoFork, fork_child
 
-    reader, writer = multiprocessing.Pipe(duplex=False)
+    def body(conn):
+        _stream(data, parts, ks, x_lp, on_lp, y_lp, share_b, share_w, penalty, gap,
+                deadline, lambda *msg: conn.send(msg))
+
     try:
-        pid = os.fork()
-    except OSError:
-        reader.close()
-        writer.close()
+        return fork_child(body)
+    except _NoFork:
         return None
-    if pid == 0:  # child
-        code = 0
-        try:
-            reader.close()
-
-            def work():
-                _stream(data, parts, ks, x_lp, on_lp, y_lp, share_b, share_w, penalty, gap,
-                        deadline, lambda *msg: writer.send(msg))
-                writer.send(None)
-
-            # HiGHS keeps its task scheduler per thread; the parent's worker threads do not
-            # exist in the child, so HiGHS runs on a fresh thread that builds its own
-            runner = threading.Thread(target=work, name="plan-groups")
-            runner.start()
-            runner.join()
-            writer.close()
-        except BaseException:  # noqa: BLE001 - the child must never return into the caller
-            code = 1
-        finally:
-            os._exit(code)
-    writer.close()
-    return pid, reader
-
-

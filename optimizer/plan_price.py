@@ -165,7 +165,7 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
     import highspy
 
     from optimizer.highs import run_highs
-    from optimizer.plan import evaluate, widen_slots
+    from optimizer.plan import evaluate, limit_excess, widen_slots
     from optimizer.plan_decompose import subset, truck_groups
     from optimizer.plan_matrix import build_plan_matrix, orders_of, plan_columns, to_highs
 
@@ -175,18 +175,14 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
     penalty = [10.0, 10.0 * float(np.median(per_vol)) if per_vol.size else 10.0]
     B, W = data.budget, data.space_limit
 
-    def excess(ev):
-        return (np.maximum(ev["spend"] - B, 0.0).sum(),
-                np.where(np.isfinite(W), np.maximum(ev["space"] - W, 0.0), 0.0).sum())
-
     def score(ev):
-        ob, ow = excess(ev)
+        ob, ow = limit_excess(data, ev)
         return ev["cost"] + penalty[0] * ob + penalty[1] * ow
 
     ev = evaluate(data, x)
     for rnd in range(6):
         before = score(ev)
-        broken = sum(excess(ev)) > 0
+        broken = sum(limit_excess(data, ev)) > 0
         for pos, idx in enumerate(parts):
             if left() <= 3.0 or (out.x is not None
                                  and out.objective - out.bound <= gap * abs(out.objective)):
@@ -218,7 +214,7 @@ def _improve_by_groups(data, x, out, offer, left, notes, gap) -> None:
         notes.append(f"group MIPs round {rnd + 1}: {before:,.2f} -> {score(ev):,.2f}"
                      + (" (with priced excess)" if broken else ""))
         if score(ev) >= before - 1e-9 * abs(before):
-            if sum(excess(ev)) > 0 and penalty[0] < 1e4:
+            if sum(limit_excess(data, ev)) > 0 and penalty[0] < 1e4:
                 penalty = [10.0 * penalty[0], 10.0 * penalty[1]]
                 continue
             return

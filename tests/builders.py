@@ -64,3 +64,22 @@ def limited_plan_data(seed: int, *, backlog: bool = False, n: int = 7, T: int = 
     spend, space = free.periods["spend"].to_numpy(), free.periods["space"].to_numpy()
     return LotSizingData(**kw, budget=budget_share * spend.max(),
                          warehouse=space.min() + space_share * (space.max() - space.min()))
+
+
+def limited_cases(count: int = 4, **solve_kw) -> list:
+    """(seed, data, exact optimum) for the first `count` seeds from 0 whose
+    `limited_plan_data` leaves a plan and whose MIP `solve_plan_data` (gap 1e-9, no LP
+    bound, `solve_kw`) solves to optimality."""
+    from optimizer.plan import diagnose, solve_plan_data
+
+    out = []
+    for seed in range(40):
+        data = limited_plan_data(seed)
+        if diagnose(data):
+            continue
+        opt = solve_plan_data(data, gap=1e-9, lp_bound=False, **solve_kw)
+        if opt.status == "optimal":
+            out.append((seed, data, opt))
+        if len(out) == count:
+            break
+    return out

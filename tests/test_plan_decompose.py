@@ -8,32 +8,18 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from builders import limited_plan_data
+from builders import limited_cases
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
-from optimizer.plan import (check_plan, diagnose, evaluate, lp_relaxation, result_from_orders,
+from optimizer.plan import (check_plan, evaluate, lp_relaxation, result_from_orders,
                             solve_plan_data)
 from optimizer.plan_decompose import decomposed_plan, subset, truck_groups
 
 EXACT = 1e-9
 
 
-def _cases():
-    out = []
-    for seed in range(40):
-        data = limited_plan_data(seed)
-        if diagnose(data):
-            continue
-        opt = solve_plan_data(data, gap=EXACT, lp_bound=False)
-        if opt.status == "optimal":
-            out.append((seed, data, opt))
-        if len(out) == 4:
-            break
-    return out
-
-
-CASES = _cases()
+CASES = limited_cases()
 
 
 def test_cases_have_binding_limits():

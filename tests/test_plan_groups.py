@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from builders import limited_plan_data
+from builders import limited_cases
 
 from optimizer import plan_groups, plan_matrix
-from optimizer.plan import check_plan, diagnose, evaluate, result_from_orders, solve_plan_data
+from optimizer.plan import check_plan, evaluate, result_from_orders, solve_plan_data
 from optimizer.plan_decompose import truck_groups
 from optimizer.plan_groups import _deal, _fork_stream, _stream, group_plan, lp_from_groups
 from optimizer.plan_matrix import build_plan_matrix, to_highs
@@ -21,21 +21,7 @@ from optimizer.plan_search import matrix_plan
 EXACT = 1e-9
 
 
-def _cases():
-    out = []
-    for seed in range(40):
-        data = limited_plan_data(seed)
-        if diagnose(data):
-            continue
-        opt = solve_plan_data(data, gap=EXACT, lp_bound=False, price=False, heuristic=False)
-        if opt.status == "optimal":
-            out.append((data, opt))
-        if len(out) == 4:
-            break
-    return out
-
-
-CASES = _cases()
+CASES = [(data, opt) for _, data, opt in limited_cases(price=False, heuristic=False)]
 
 
 def _lp(data):
@@ -126,6 +112,7 @@ def test_a_forked_stream_returns_what_the_same_stream_gives_in_process():
     pid, reader = _fork_stream(*args)
     there = {}
     while (msg := reader.recv()) is not None:
+        assert msg[0] != "failed", msg
         there[msg[0]] = msg[1]
     os.waitpid(pid, 0)
     assert sorted(here) == sorted(there) == [0, 2]
