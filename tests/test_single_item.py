@@ -216,6 +216,15 @@ def test_iteration_converges_where_the_plain_map_oscillates(case):
     assert warm.objective[0] == pytest.approx(sol.objective[0], rel=1e-10)
 
 
+def _demand_and_vehicle_capacity(rng, m, kind):
+    """Random annual demand D, lead-time demand of `kind` (mean 1-8% of D) and units per
+    vehicle u for m SKUs, drawn in that order."""
+    D = rng.uniform(200, 20000, m)
+    mean = D * rng.uniform(0.01, 0.08, m)
+    sd = mean * rng.uniform(0.2, 1.2, m) if kind != POISSON else np.sqrt(mean)
+    return D, LeadTimeDemand.build(np.full(m, kind), mean, sd), rng.uniform(20, 400, m)
+
+
 @pytest.mark.parametrize("kind", [NORMAL, GAMMA, POISSON, UNIFORM])
 def test_interval_lower_bound_holds_and_beats_the_right_end_bound(kind):
     # the vehicle scan prunes an interval when this bound reaches the incumbent: it must
@@ -224,11 +233,7 @@ def test_interval_lower_bound_holds_and_beats_the_right_end_bound(kind):
     # tail at the interval's right end only
     rng = np.random.default_rng(7)
     m = 300
-    D = rng.uniform(200, 20000, m)
-    mean = D * rng.uniform(0.01, 0.08, m)
-    sd = mean * rng.uniform(0.2, 1.2, m) if kind != POISSON else np.sqrt(mean)
-    ltd = LeadTimeDemand.build(np.full(m, kind), mean, sd)
-    u = rng.uniform(20, 400, m)
+    D, ltd, u = _demand_and_vehicle_capacity(rng, m, kind)
     coef = si.CostCoefficients.build(D, rng.uniform(10, 200, m), rng.uniform(0.5, 5, m),
                                      rng.uniform(1, 10, m), rng.uniform(5, 60, m), u,
                                      rng.uniform(20, 600, m), np.where(rng.random(m) < 0.3,
@@ -270,15 +275,11 @@ def test_interval_lower_bound_shared_ends_give_the_same_bounds(kind):
     # one computed end by end (MOQs that raise a left end break the sharing there)
     rng = np.random.default_rng(11)
     m = 60
-    D = rng.uniform(200, 20000, m)
-    mean = D * rng.uniform(0.01, 0.08, m)
-    sd = mean * rng.uniform(0.2, 1.2, m) if kind != POISSON else np.sqrt(mean)
-    u = rng.uniform(20, 400, m)
+    D, ltd, u = _demand_and_vehicle_capacity(rng, m, kind)
     moq = np.where(rng.random(m) < 0.4, u * rng.uniform(0.5, 3.0, m), 0.0)
     coef = si.CostCoefficients.build(D, rng.uniform(10, 200, m), rng.uniform(0.5, 5, m),
                                      rng.uniform(1, 10, m), rng.uniform(5, 60, m), u,
                                      rng.uniform(20, 600, m), moq)
-    ltd = LeadTimeDemand.build(np.full(m, kind), mean, sd)
     counts = rng.integers(1, 7, m)
     sku = np.repeat(np.arange(m), counts)
     n = np.concatenate([np.arange(1, c + 1) for c in counts]).astype(float)
