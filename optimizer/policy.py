@@ -210,7 +210,8 @@ def cycle_service_reorder_point(ltd: LeadTimeDemand, alpha) -> np.ndarray:
 
 def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_target,
                        tol: float = 1e-3, max_iter: int = 25, penalty_guess=None,
-                       bound_tol: float | None = None, warm=None, guess_width: float = 0.01
+                       bound_tol: float | None = None, warm=None, guess_width: float = 0.01,
+                       guess_trusted=None, trusted_width: float = 2e-4
                        ) -> tuple[si.SingleItemSolution, np.ndarray]:
     """Optimum of F where SKUs with a fill-rate target (fill_target not NaN) must reach it.
 
@@ -224,6 +225,11 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     None (single-item policies) pins every price to `tol`. `warm` = (Z, R, vehicles) of a
     nearby problem (the last
     pricing round's) starts every single-item solve there (see `single_item.optimize`).
+    `guess_trusted` (per SKU, bool): guesses accurate to about `trusted_width`
+    (`predict_floor_prices` converged); those SKUs are solved first at the guess raised by
+    that width, the side meeting the target, and their lower end g / (1 + width) is taken
+    on trust for the stopping test (it only estimates how far the bound could still rise;
+    any price gives a valid bound), so most of them need one solve instead of three.
     Returns the solution and the penalty used per SKU.
     """
     fill_target = np.asarray(fill_target, dtype=float)
@@ -289,8 +295,15 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         # in two passes where +-5% took five
         g = np.asarray(penalty_guess, dtype=float)[idx]
         guided = np.isfinite(g) & (g > lo)
-        lo = np.where(guided, np.maximum(lo, g / (1 + guess_width)), lo)
-        hi = np.where(guided, np.maximum(g * (1 + guess_width), lo * 1.001), hi)
+        width = guess_width
+        if guess_trusted is not None:
+            trusted = guided & np.asarray(guess_trusted, dtype=bool)[idx]
+            width = np.where(trusted, trusted_width, guess_width)
+        lo = np.where(guided, np.maximum(lo, g / (1 + width)), lo)
+        hi = np.where(guided, np.maximum(g * (1 + width), lo * (1 + min(trusted_width, 1e-3))),
+                      hi)
+    one_sided = guided & trusted if guess_trusted is not None and penalty_guess is not None \
+        else np.zeros(idx.size, dtype=bool)
 
     def fill_of(parts):
         """f - target of several disjoint (rows, prices) parts in one solve, one array per
@@ -311,8 +324,14 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         lo[retry] = np.maximum(lo[retry] / factor, base_lo[retry])
         return retry, lo[retry]
 
-    f_lo = fill_at(lo, with_rest=True)[1] - target
-    f_hi = np.full(idx.size, np.nan)
+    f_first = fill_at(np.where(one_sided, hi, lo), with_rest=True)[1] - target
+    f_lo = np.where(one_sided, np.nan, f_first)  # NaN: a lower end taken on trust
+    f_hi = np.where(one_sided, f_first, np.nan)
+    # a trusted SKU that misses at its upper end: that end is a lower end, and the next
+    # pass tries one step above it with the SKUs that missed at theirs
+    miss = np.flatnonzero(one_sided & (f_first < 0))
+    lo[miss], f_lo[miss] = hi[miss], f_first[miss]
+    hi[miss] = hi[miss] * (1 + 10 * trusted_width)
     # the SKUs that miss at lo get their upper end tried in the same pass as the first step
     # down of those that meet it
     up = np.flatnonzero(f_lo < 0)
@@ -388,6 +407,75 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     onotes[idx] = keep["notes"] | np.where(done, 0, si.NOTE_SERVICE_TARGET)
     penalty[idx] = hi
     return si.SingleItemSolution(oz, orr, on, of, onotes), penalty
+
+
+def predict_floor_prices(old: si.CostCoefficients, new: si.CostCoefficients,
+                         ltd: LeadTimeDemand, fill_target, z, r, penalty, iters: int = 4,
+                         rtol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """Shortage prices at which binding fill-rate floors hold under coefficients `new`,
+    predicted from the solution (z, r, penalty) found under `old` (the last pricing
+    round): money per unit short. Returns (prices, converged); NaN where not predicted.
+
+    At a binding floor the optimum of F at shortage price P satisfies (module
+    `single_item`; A = K + c_v n with the vehicle count n kept)
+
+        b(R) = (1 - beta) Z,   h_r Z = P D S(R),   h_q Z^2 = (A + P b(R)) D,
+
+    the floor, the R- and the Z-stationarity conditions. Newton's method on (Z, R, P)
+    from the old solution solves them for the new h_q, h_r; where Z sits on a kink (the
+    MOQ, a full vehicle, a pack grid) the third row holds Z instead, which reduces the
+    step to the old price scaled by the change of h_r. `converged`: the residuals fell
+    below `rtol` with Z inside its vehicle interval, and the price moved by less than half.
+    A prediction only: the caller's search still brackets the price."""
+    beta = np.asarray(fill_target, dtype=float)
+    z0, r0, p0 = (np.asarray(a, dtype=float) for a in (z, r, penalty))
+    u = new.units_per_vehicle
+    n0 = si._vehicles(z0, u)
+    a = new.ordering + new.vehicle_cost * n0
+    lo = np.maximum(np.where(n0 > 0, (n0 - 1) * u, 0.0), new.moq)
+    hi = np.where(n0 > 0, n0 * u, np.inf)
+    d, short = new.demand, 1.0 - beta
+    kink = ((new.moq > 0) & (z0 <= new.moq * (1 + 1e-9))) | (new.multiple > 0) | (
+        np.isfinite(u) & (np.abs(z0 - n0 * u) <= 1e-9 * z0))
+    eps = np.where(ltd.discrete, 0.5, np.maximum(1e-3 * ltd.sd, 1e-9))
+    zz, rr, pp = z0.copy(), r0.copy(), p0.copy()
+    ok = np.isfinite(beta) & ~ltd.deterministic & ~ltd.discrete & (p0 > 0) & (z0 > 0)
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return np.full(z0.shape, np.nan), np.zeros(z0.shape, dtype=bool)
+    sub = ltd.take(rows)
+    zi, ri, pi = zz[rows], rr[rows], pp[rows]
+    hq, hr, di, ai, sh = new.hold_q[rows], new.hold_r[rows], d[rows], a[rows], short[rows]
+    fixed, e_rows = kink[rows], eps[rows]
+    res = np.full(rows.size, np.inf)
+    with np.errstate(all="ignore"):
+        for _ in range(iters):
+            b, s = sub.loss(ri), sub.survival(ri)
+            f = np.maximum((sub.survival(ri - e_rows) - sub.survival(ri + e_rows))
+                           / (2 * e_rows), 1e-300)
+            e = np.stack([b - sh * zi, hr * zi - pi * di * s,
+                          np.where(fixed, 0.0, hq * zi**2 - (ai + pi * b) * di)], axis=1)
+            res = np.max(np.abs(e) / np.stack([sh * zi, hr * zi, hq * zi**2], axis=1), axis=1)
+            jac = np.zeros((rows.size, 3, 3))
+            jac[:, 0, 0], jac[:, 0, 1] = -sh, -s
+            jac[:, 1, 0], jac[:, 1, 1], jac[:, 1, 2] = hr, pi * di * f, -di * s
+            jac[:, 2, 0] = np.where(fixed, 1.0, 2.0 * hq * zi)
+            jac[:, 2, 1] = np.where(fixed, 0.0, pi * di * s)
+            jac[:, 2, 2] = np.where(fixed, 0.0, -b * di)
+            good = np.all(np.isfinite(jac), axis=(1, 2)) & np.all(np.isfinite(e), axis=1) \
+                & (np.abs(np.linalg.det(np.where(np.isfinite(jac), jac, 0.0))) > 0)
+            step = np.zeros((rows.size, 3))
+            if good.any():
+                step[good] = np.linalg.solve(jac[good], -e[good][..., None])[..., 0]
+            zi = np.clip(zi + step[:, 0], np.maximum(lo[rows], 0.5 * zi),
+                         np.minimum(hi[rows], 2.0 * zi))
+            ri = ri + step[:, 1]
+            pi = np.clip(pi + step[:, 2], 0.5 * pi, 2.0 * pi)
+    out = np.full(z0.shape, np.nan)
+    out[rows] = pi
+    conv = np.zeros(z0.shape, dtype=bool)
+    conv[rows] = (res <= rtol) & np.isfinite(pi) & (pi > 0) & (np.abs(pi / p0[rows] - 1) < 0.5)
+    return out, conv
 
 
 def _with_penalty(coef: si.CostCoefficients, penalty) -> si.CostCoefficients:

@@ -37,7 +37,7 @@ from optimizer.highs import solve_model
 from optimizer.instance import Instance
 from optimizer.policy import (
     KPIs, PolicyResult, coefficients, cost_model, cycle_service_reorder_point, evaluate_plan,
-    kpis, solve_with_service)
+    kpis, predict_floor_prices, solve_with_service)
 
 RESOURCE_LABELS = {
     "budget": "inventory investment (money)",
@@ -154,7 +154,7 @@ class _Context:
         self.base = coefficients(instance, self.cm, min_reorder=self.min_reorder)
         self.n = instance.n
         self._penalty_guess = None  # the last round's fill-floor prices: a warm bracket
-        self._guess_hold_r = None  # the h_r those prices were found with
+        self._guess_coef = None  # the priced coefficients those prices were found with
         self.parallel = True
         self._pool = None
         self._warm = None  # (Z, R, vehicles) of the last round: where the next one starts
@@ -190,19 +190,30 @@ class _Context:
             extra_penalty=float(lam[2]), extra_ordering=float(lam[3]))
 
     def penalty_guess(self, coef: si.CostCoefficients):
-        """Fill-floor shortage prices to bracket first: the last round's, scaled by the
-        change of h_r. At a binding floor P D S(R) / Z = h_r with R fixed by b(R) = (1 -
-        beta) Z, so P moves in proportion to h_r while Z moves little; a budget or space
-        price that moves by tens of percent then still lands inside the first bracket."""
-        g = self._penalty_guess
-        if g is None or self._guess_hold_r is None:
-            return g
+        """Fill-floor shortage prices to bracket first, and where they are trusted (both
+        per SKU; None before any round). Where the last round's floor was binding: the
+        prices `policy.predict_floor_prices` solves the floor's optimality conditions for
+        from the last round's solution (trusted where its Newton converged), else the last
+        round's price scaled by the change of h_r (at a binding floor P D S(R) / Z = h_r
+        with R fixed by b(R) = (1 - beta) Z, so P moves in proportion to h_r while Z moves
+        little)."""
+        g, old = self._penalty_guess, self._guess_coef
+        if g is None or old is None:
+            return g, None
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = coef.hold_r / self._guess_hold_r
+            ratio = coef.hold_r / old.hold_r
         # only where the floor was binding (its price above the SKU's own shortage cost and
         # the solver's floor of 1e-9 h_r): elsewhere the guess says nothing about the scale
-        base = np.maximum(coef.penalty, 1e-9 * self._guess_hold_r) * (1 + 1e-6)
-        return np.where(np.isfinite(ratio) & (ratio > 0) & (g > base), g * ratio, np.nan)
+        base = np.maximum(coef.penalty, 1e-9 * old.hold_r) * (1 + 1e-6)
+        binding = np.isfinite(ratio) & (ratio > 0) & (g > base)
+        scaled = np.where(binding, g * ratio, np.nan)
+        if self._warm is None:
+            return scaled, None
+        z, r, _ = self._warm
+        pred, conv = predict_floor_prices(old, coef, self.ltd, self.fill_target, z, r,
+                                          np.where(binding, g, np.nan))
+        trusted = binding & conv
+        return np.where(trusted, pred, scaled), trusted
 
     def _price_in_workers(self, lam):
         """The same pricing on two worker processes, one half of the SKUs each (the
@@ -263,11 +274,12 @@ class _Context:
         if self.n >= PARALLEL_MIN_SKUS and self.parallel and _CAN_FORK:
             sol, penalty_used = self._price_in_workers(lam)
         else:
+            guess, trusted = self.penalty_guess(coef)
             sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
-                                                   penalty_guess=self.penalty_guess(coef),
+                                                   penalty_guess=guess, guess_trusted=trusted,
                                                    warm=self._warm,
                                                    bound_tol=_pricing_tol(lam))
-            self._guess_hold_r = coef.hold_r
+            self._guess_coef = coef
         self._penalty_guess = penalty_used
         self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
         z, r = sol.order_quantity, sol.reorder_point
@@ -409,10 +421,11 @@ def _worker_price(args):
     k, lam = args
     ctx = _WORKER["ctx"][k]
     coef = ctx.priced(lam)
-    sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target,
-                                  penalty_guess=ctx.penalty_guess(coef), warm=ctx._warm,
+    guess, trusted = ctx.penalty_guess(coef)
+    sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target, penalty_guess=guess,
+                                  guess_trusted=trusted, warm=ctx._warm,
                                   bound_tol=_pricing_tol(lam))
-    ctx._penalty_guess, ctx._guess_hold_r = pen, coef.hold_r
+    ctx._penalty_guess, ctx._guess_coef = pen, coef
     ctx._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
             sol.notes, pen)
@@ -423,12 +436,13 @@ def _price_subset(ctx: "_Context", lam, idx, tol_scale: float = 1.0):
     # the fill-floor prices of the last round rescaled to the new holding prices, as a full
     # round starts from (unscaled, a price move of a few percent left the old prices
     # outside the first bracket and cost 25 search steps)
-    guess = ctx.penalty_guess(full)
+    guess, trusted = ctx.penalty_guess(full)
     guess = None if guess is None else guess[idx]
+    trusted = None if trusted is None else trusted[idx]
     warm = None if ctx._warm is None else tuple(a[idx] for a in ctx._warm)
     tol = _pricing_tol(lam)
     sol, _ = solve_with_service(full.take(idx), ctx.ltd.take(idx), ctx.fill_target[idx],
-                                penalty_guess=guess, warm=warm,
+                                penalty_guess=guess, guess_trusted=trusted, warm=warm,
                                 bound_tol=None if tol is None else tol * tol_scale)
     return sol.order_quantity, sol.reorder_point, sol.notes
 
