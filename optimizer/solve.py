@@ -160,6 +160,7 @@ class _Context:
         self._warm = None  # (Z, R, vehicles) of the last round: where the next one starts
         self._exchange_memo: dict = {}  # `_best_exchange` answers by pool, prices, limits
         self._best_mix: dict = {}  # the cheapest exchange mix seen, by right-hand sides
+        self._row_scale = None  # Newton's secant row scale after the last scenario's steps
 
     def usage(self, z, r, idx=None) -> np.ndarray:
         """(K, n) resource use of each SKU's policy, rows in ALL_LIMITS order (of SKUs
@@ -970,7 +971,9 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
     # secant correction per limit: whole packs, vehicles and MOQs make the portfolio respond
     # less than the smooth model says; the last step's observed / predicted change rescales
     # the model's row for the next step
-    scale = np.ones(len(rhs))
+    # ... carried from the last scenario's steps (a re-plan's first step has no secant of
+    # its own, and the model's miss repeats from one budget to the next)
+    scale = ctx._row_scale.copy() if ctx._row_scale is not None else np.ones(len(rhs))
     rnd = start
     spent = 0
 
@@ -1010,7 +1013,13 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
             # step (a limit about to stop binding takes its price down fast); a newly
             # priced limit (from 0) takes the step as it is
             old = lam[idx]
-            trial = np.where(old > 0, np.clip(trial, 0.1 * old, 4.0 * old), trial)
+            # a price worth under 10% of the priced limits' value (lambda . b) is a limit
+            # that only just binds: like a newly priced one it takes the step as it is (a
+            # x4 cap from there took 10k seed 2's warehouse price 12 -> 48 -> 190 -> 762
+            # -> 951, four rounds for one)
+            worth = np.abs(lam * np.where(act, rhs, 0.0))
+            faint = worth[idx] < 0.1 * worth.sum()
+            trial = np.where((old > 0) & ~faint, np.clip(trial, 0.1 * old, 4.0 * old), trial)
             if not np.all(np.isfinite(trial)):
                 break  # the model says nothing useful here; leave it to the cutting planes
             new[idx] = trial
@@ -1047,6 +1056,7 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
             # use jumps across the limit between two almost equal prices (a SKU's pack,
             # vehicle or MOQ step): no price hits it, the integer master mixes the two plans
             break
+    ctx._row_scale = scale
     return spent
 
 
