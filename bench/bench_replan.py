@@ -10,6 +10,12 @@ cold solve (target <= 0.10) and frontier / cold solve (target <= 2).
 
 The cold solve and the frontier run --repeat times, alternating, and the ratios use their
 medians (single runs on a shared machine move by +-15%).
+
+    python bench/bench_replan.py --seeds 1,2,3,4,5,6 --skip-cold-frontier
+
+runs the same on several generated instances (the rounds a frontier needs differ from
+instance to instance: where a limit stops binding, how far the first step lands) and
+ends with each seed's frontier / cold ratio and their mean and largest.
 """
 
 from __future__ import annotations
@@ -25,18 +31,38 @@ def main():
     ap.add_argument("--skus", type=int, default=10000)
     ap.add_argument("--budgets", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated seeds: the whole run for each, then a summary")
     ap.add_argument("--gap", type=float, default=1e-3)
     ap.add_argument("--skip-cold-frontier", action="store_true")
     ap.add_argument("--repeat", type=int, default=3,
                     help="cold solve and frontier runs; ratios from the medians")
     args = ap.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    summary = []
+    for seed in seeds:
+        if len(seeds) > 1:
+            print(f"=== seed {seed}")
+        summary.append((seed,) + run(args, seed))
+    if len(seeds) > 1:
+        print("seed  cold s  frontier s  frontier/cold  mean re-plan/cold")
+        for seed, cold_s, front_s, re_mean in summary:
+            print(f"{seed:4d}  {cold_s:6.2f}  {front_s:10.2f}  {front_s / cold_s:13.2f}  "
+                  f"{re_mean / cold_s:17.3f}")
+        ratios = np.array([f / c for _, c, f, _ in summary])
+        print(f"RATIO frontier / cold solve over {len(seeds)} seeds: mean {ratios.mean():.2f}, "
+              f"largest {ratios.max():.2f} (target <= 2)")
 
+
+def run(args, seed):
+    """One instance: prints its figures; returns (median cold s, median frontier s, mean
+    re-plan s)."""
     from optimizer.generate import generate_instance
     from optimizer.io import instance_from_frames
     from optimizer.replan import replan, specs_from_budgets
     from optimizer.solve import solve
 
-    skus, sc = generate_instance(args.skus, seed=args.seed)
+    skus, sc = generate_instance(args.skus, seed=seed)
     inst = instance_from_frames(skus, sc)
     b0 = sc["budget"]["limit"]
     budgets = np.linspace(0.8 * b0, 1.8 * b0, args.budgets)
@@ -94,6 +120,7 @@ def main():
               f"{re_s.sum() / each[1:].sum():.3f} (target <= 0.10)")
         print(f"RATIO frontier / mean cold solve of its scenarios = "
               f"{fr.total_seconds / each.mean():.2f} (target <= 2)")
+    return cold_s, fr.total_seconds, float(re_s.mean())
 
 
 if __name__ == "__main__":
