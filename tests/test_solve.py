@@ -463,18 +463,26 @@ def test_active_step_solves_the_linear_complementarity_model():
         assert found and np.allclose(new, found[0], atol=1e-8)
 
 
-def test_warm_started_pricing_equals_cold_pricing():
-    """A pricing round started from the last round's policies (warm) reaches the same
-    per-SKU optima as one started from scratch: same objective to 1e-9 per SKU."""
+def _serial_context():
+    """A generated 400-SKU instance (seed 5: fill-rate floors, packs, vehicles) and its
+    pricing context, priced in this process: the pricing tests' common setup."""
     from optimizer.generate import generate_instance
     from optimizer.io import instance_from_frames
-    from optimizer.policy import solve_with_service
     from optimizer.solve import _Context
 
     skus, sc = generate_instance(400, seed=5)
     inst = instance_from_frames(skus, sc)
     ctx = _Context(inst, coupling_limits(inst))
     ctx.parallel = False
+    return inst, ctx
+
+
+def test_warm_started_pricing_equals_cold_pricing():
+    """A pricing round started from the last round's policies (warm) reaches the same
+    per-SKU optima as one started from scratch: same objective to 1e-9 per SKU."""
+    from optimizer.policy import solve_with_service
+
+    _, ctx = _serial_context()
     first = ctx.price(np.array([0.5, 0.0, 0.0, 0.0]))
     warm = (first.z, first.r, si._vehicles(first.z, ctx.base.units_per_vehicle))
     for lam in ([0.45, 0.0, 0.0, 0.0], [0.8, 50.0, 0.0, 0.0]):
@@ -489,15 +497,9 @@ def test_guided_fill_floor_search_pins_the_same_prices():
     as pricing rounds do) pins each binding floor's shortage price to the same value as the
     search from scratch, within its tolerance; guesses 30% high and 60% low included, and
     every SKU with a target meets it."""
-    from optimizer.generate import generate_instance
-    from optimizer.io import instance_from_frames
     from optimizer.policy import solve_with_service
-    from optimizer.solve import _Context
 
-    skus, sc = generate_instance(400, seed=5)
-    inst = instance_from_frames(skus, sc)
-    ctx = _Context(inst, coupling_limits(inst))
-    ctx.parallel = False
+    _, ctx = _serial_context()
     ctx.price(np.array([0.5, 0.0, 0.0, 0.0]))
     has = np.isfinite(ctx.fill_target) & ~ctx.ltd.deterministic
     for lam in ([0.45, 0.0, 0.0, 0.0], [0.8, 50.0, 0.0, 0.0]):
@@ -527,15 +529,9 @@ def test_predicted_fill_floor_prices_match_the_search():
     last round's solution) lands on the price the search from scratch pins, within that
     search's own tolerance (1e-3), for nine SKUs in ten where it reports convergence; the
     plain rescaled guess it replaces is further off."""
-    from optimizer.generate import generate_instance
-    from optimizer.io import instance_from_frames
     from optimizer.policy import predict_floor_prices, solve_with_service
-    from optimizer.solve import _Context
 
-    skus, sc = generate_instance(400, seed=5)
-    inst = instance_from_frames(skus, sc)
-    ctx = _Context(inst, coupling_limits(inst))
-    ctx.parallel = False
+    _, ctx = _serial_context()
     old = ctx.priced(np.array([0.5, 0.0, 0.0, 0.0]))
     sol0, p0 = solve_with_service(old, ctx.ltd, ctx.fill_target)
     has = np.isfinite(ctx.fill_target) & ~ctx.ltd.deterministic
@@ -562,15 +558,9 @@ def test_trusted_fill_floor_guesses_keep_floors_and_a_valid_tight_bound():
     plan costs what the full search's plan costs (3e-5), and the Lagrangian value (any
     shortage price gives a valid one) is within the search tolerance of the full search's
     and never above the best the search from scratch found by more than its own slack."""
-    from optimizer.generate import generate_instance
-    from optimizer.io import instance_from_frames
     from optimizer.policy import solve_with_service
-    from optimizer.solve import _Context
 
-    skus, sc = generate_instance(400, seed=5)
-    inst = instance_from_frames(skus, sc)
-    ctx = _Context(inst, coupling_limits(inst))
-    ctx.parallel = False
+    inst, ctx = _serial_context()
     ctx.price(np.array([0.5, 0.0, 0.0, 0.0]))
     has = np.isfinite(ctx.fill_target) & ~ctx.ltd.deterministic
     beta = np.nan_to_num(ctx.fill_target, nan=1.0)
