@@ -96,6 +96,15 @@ class LeadTimeDemand:
         """P(v > r)."""
         return self._apply(r, _survival)
 
+    def density(self, r) -> np.ndarray:
+        """-dS/dr by a central difference of the survival (step 1e-3 sd): the density of
+        continuous kinds, the pmf averaged over r +- 0.5 for Poisson's unit steps; per unit.
+        The slope Newton models need (`solve._Context.response`, `policy.
+        predict_floor_prices`), not an exact density."""
+        r = np.asarray(r, dtype=float)
+        eps = np.where(self.discrete, 0.5, np.maximum(1e-3 * self.sd, 1e-9))
+        return np.maximum((self.survival(r - eps) - self.survival(r + eps)) / (2 * eps), 0.0)
+
     def cdf(self, r) -> np.ndarray:
         """P(v <= r)."""
         return 1.0 - self.survival(r)

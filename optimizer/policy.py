@@ -289,21 +289,19 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     lo = base_lo.copy()
     hi = np.maximum(lo, sub.hold_r) * 4.0
     guided = np.zeros(idx.size, dtype=bool)
+    one_sided = np.zeros(idx.size, dtype=bool)  # trusted guesses (see the docstring)
     if penalty_guess is not None:
         # a narrow first bracket around the guess: in a re-pricing round nine SKUs in ten
         # land within 1% of it, and a bracket that already pins the price ends the search
         # in two passes where +-5% took five
         g = np.asarray(penalty_guess, dtype=float)[idx]
         guided = np.isfinite(g) & (g > lo)
-        width = guess_width
         if guess_trusted is not None:
-            trusted = guided & np.asarray(guess_trusted, dtype=bool)[idx]
-            width = np.where(trusted, trusted_width, guess_width)
+            one_sided = guided & np.asarray(guess_trusted, dtype=bool)[idx]
+        width = np.where(one_sided, trusted_width, guess_width)
         lo = np.where(guided, np.maximum(lo, g / (1 + width)), lo)
-        hi = np.where(guided, np.maximum(g * (1 + width), lo * (1 + min(trusted_width, 1e-3))),
+        hi = np.where(guided, np.maximum(g * (1 + width), lo * (1 + np.minimum(width, 1e-3))),
                       hi)
-    one_sided = guided & trusted if guess_trusted is not None and penalty_guess is not None \
-        else np.zeros(idx.size, dtype=bool)
 
     def fill_of(parts):
         """f - target of several disjoint (rows, prices) parts in one solve, one array per
@@ -409,12 +407,13 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     return si.SingleItemSolution(oz, orr, on, of, onotes), penalty
 
 
-def predict_floor_prices(old: si.CostCoefficients, new: si.CostCoefficients,
-                         ltd: LeadTimeDemand, fill_target, z, r, penalty, iters: int = 4,
-                         rtol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+def predict_floor_prices(new: si.CostCoefficients, ltd: LeadTimeDemand, fill_target, z, r,
+                         penalty, iters: int = 4, rtol: float = 1e-7
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """Shortage prices at which binding fill-rate floors hold under coefficients `new`,
-    predicted from the solution (z, r, penalty) found under `old` (the last pricing
-    round): money per unit short. Returns (prices, converged); NaN where not predicted.
+    predicted from a nearby solution (z, r, penalty), e.g. the last pricing round's, which
+    met the same conditions under its own coefficients: money per unit short. Returns
+    (prices, converged); NaN where not predicted.
 
     At a binding floor the optimum of F at shortage price P satisfies (module
     `single_item`; A = K + c_v n with the vehicle count n kept)
@@ -429,51 +428,46 @@ def predict_floor_prices(old: si.CostCoefficients, new: si.CostCoefficients,
     A prediction only: the caller's search still brackets the price."""
     beta = np.asarray(fill_target, dtype=float)
     z0, r0, p0 = (np.asarray(a, dtype=float) for a in (z, r, penalty))
-    u = new.units_per_vehicle
-    n0 = si._vehicles(z0, u)
-    a = new.ordering + new.vehicle_cost * n0
-    lo = np.maximum(np.where(n0 > 0, (n0 - 1) * u, 0.0), new.moq)
-    hi = np.where(n0 > 0, n0 * u, np.inf)
-    d, short = new.demand, 1.0 - beta
-    kink = ((new.moq > 0) & (z0 <= new.moq * (1 + 1e-9))) | (new.multiple > 0) | (
-        np.isfinite(u) & (np.abs(z0 - n0 * u) <= 1e-9 * z0))
-    eps = np.where(ltd.discrete, 0.5, np.maximum(1e-3 * ltd.sd, 1e-9))
-    zz, rr, pp = z0.copy(), r0.copy(), p0.copy()
-    ok = np.isfinite(beta) & ~ltd.deterministic & ~ltd.discrete & (p0 > 0) & (z0 > 0)
-    rows = np.flatnonzero(ok)
+    out = np.full(z0.shape, np.nan)
+    conv = np.zeros(z0.shape, dtype=bool)
+    rows = np.flatnonzero(np.isfinite(beta) & ~ltd.deterministic & ~ltd.discrete
+                          & (p0 > 0) & (z0 > 0))
     if rows.size == 0:
-        return np.full(z0.shape, np.nan), np.zeros(z0.shape, dtype=bool)
-    sub = ltd.take(rows)
-    zi, ri, pi = zz[rows], rr[rows], pp[rows]
-    hq, hr, di, ai, sh = new.hold_q[rows], new.hold_r[rows], d[rows], a[rows], short[rows]
-    fixed, e_rows = kink[rows], eps[rows]
+        return out, conv
+    c, sub = new.take(rows), ltd.take(rows)
+    zi, ri, pi = z0[rows], r0[rows], p0[rows]
+    u = c.units_per_vehicle
+    n = si._vehicles(zi, u)
+    a = c.ordering + c.vehicle_cost * n
+    lo = np.maximum(np.where(n > 0, (n - 1) * u, 0.0), c.moq)
+    hi = np.where(n > 0, n * u, np.inf)
+    short = 1.0 - beta[rows]
+    fixed = ((c.moq > 0) & (zi <= c.moq * (1 + 1e-9))) | (c.multiple > 0) | (
+        np.isfinite(u) & (np.abs(zi - n * u) <= 1e-9 * zi))
+    hq, hr, d = c.hold_q, c.hold_r, c.demand
     res = np.full(rows.size, np.inf)
     with np.errstate(all="ignore"):
         for _ in range(iters):
-            b, s = sub.loss(ri), sub.survival(ri)
-            f = np.maximum((sub.survival(ri - e_rows) - sub.survival(ri + e_rows))
-                           / (2 * e_rows), 1e-300)
-            e = np.stack([b - sh * zi, hr * zi - pi * di * s,
-                          np.where(fixed, 0.0, hq * zi**2 - (ai + pi * b) * di)], axis=1)
-            res = np.max(np.abs(e) / np.stack([sh * zi, hr * zi, hq * zi**2], axis=1), axis=1)
+            b, s, f = sub.loss(ri), sub.survival(ri), np.maximum(sub.density(ri), 1e-300)
+            e = np.stack([b - short * zi, hr * zi - pi * d * s,
+                          np.where(fixed, 0.0, hq * zi**2 - (a + pi * b) * d)], axis=1)
+            res = np.max(np.abs(e) / np.stack([short * zi, hr * zi, hq * zi**2], axis=1),
+                         axis=1)
             jac = np.zeros((rows.size, 3, 3))
-            jac[:, 0, 0], jac[:, 0, 1] = -sh, -s
-            jac[:, 1, 0], jac[:, 1, 1], jac[:, 1, 2] = hr, pi * di * f, -di * s
+            jac[:, 0, 0], jac[:, 0, 1] = -short, -s
+            jac[:, 1, 0], jac[:, 1, 1], jac[:, 1, 2] = hr, pi * d * f, -d * s
             jac[:, 2, 0] = np.where(fixed, 1.0, 2.0 * hq * zi)
-            jac[:, 2, 1] = np.where(fixed, 0.0, pi * di * s)
-            jac[:, 2, 2] = np.where(fixed, 0.0, -b * di)
-            good = np.all(np.isfinite(jac), axis=(1, 2)) & np.all(np.isfinite(e), axis=1) \
-                & (np.abs(np.linalg.det(np.where(np.isfinite(jac), jac, 0.0))) > 0)
+            jac[:, 2, 1] = np.where(fixed, 0.0, pi * d * s)
+            jac[:, 2, 2] = np.where(fixed, 0.0, -b * d)
+            good = np.all(np.isfinite(jac), axis=(1, 2)) & np.all(np.isfinite(e), axis=1)
+            good[good] = np.abs(np.linalg.det(jac[good])) > 0
             step = np.zeros((rows.size, 3))
             if good.any():
                 step[good] = np.linalg.solve(jac[good], -e[good][..., None])[..., 0]
-            zi = np.clip(zi + step[:, 0], np.maximum(lo[rows], 0.5 * zi),
-                         np.minimum(hi[rows], 2.0 * zi))
+            zi = np.clip(zi + step[:, 0], np.maximum(lo, 0.5 * zi), np.minimum(hi, 2.0 * zi))
             ri = ri + step[:, 1]
             pi = np.clip(pi + step[:, 2], 0.5 * pi, 2.0 * pi)
-    out = np.full(z0.shape, np.nan)
     out[rows] = pi
-    conv = np.zeros(z0.shape, dtype=bool)
     conv[rows] = (res <= rtol) & np.isfinite(pi) & (pi > 0) & (np.abs(pi / p0[rows] - 1) < 0.5)
     return out, conv
 

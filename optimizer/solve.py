@@ -211,7 +211,7 @@ class _Context:
         if self._warm is None:
             return scaled, None
         z, r, _ = self._warm
-        pred, conv = predict_floor_prices(old, coef, self.ltd, self.fill_target, z, r,
+        pred, conv = predict_floor_prices(coef, self.ltd, self.fill_target, z, r,
                                           np.where(binding, g, np.nan))
         trusted = binding & conv
         return np.where(trusted, pred, scaled), trusted
@@ -330,9 +330,7 @@ class _Context:
         a = coef.ordering + coef.vehicle_cost * n
         b = ltd.loss(r)
         s = ltd.survival(r)
-        # density by a central difference of the survival (a pmf for Poisson's unit steps)
-        eps = np.where(ltd.discrete, 0.5, np.maximum(1e-3 * ltd.sd, 1e-9))
-        f = np.maximum((ltd.survival(r - eps) - ltd.survival(r + eps)) / (2 * eps), 0.0)
+        f = ltd.density(r)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             h11 = 2.0 * (a + p * b) * d / z**3
             h12 = p * d * s / z**2

@@ -539,7 +539,7 @@ def test_predicted_fill_floor_prices_match_the_search():
     for lam in ([0.45, 0.0, 0.0, 0.0], [0.6, 0.0, 0.0, 0.0]):
         new = ctx.priced(np.array(lam))
         _, p_new = solve_with_service(new, ctx.ltd, ctx.fill_target)
-        pred, conv = predict_floor_prices(old, new, ctx.ltd, ctx.fill_target,
+        pred, conv = predict_floor_prices(new, ctx.ltd, ctx.fill_target,
                                           sol0.order_quantity, sol0.reorder_point,
                                           np.where(binding, p0, np.nan))
         conv &= binding & (p_new > new.penalty * (1 + 1e-6))
