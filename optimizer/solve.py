@@ -1008,16 +1008,15 @@ def _newton_prices(ctx: _Context, rounds, start, rhs, deadline, gap, max_iter: i
             idx, trial = _active_step(jac, resid, lam, on, act)
         if idx.size:
             # damping: a priced limit's price rises at most x4 and falls at most x10 per
-            # step (a limit about to stop binding takes its price down fast); a newly
-            # priced limit (from 0) takes the step as it is
+            # step (a limit about to stop binding takes its price down fast). A limit whose
+            # price is worth at most a tenth of the priced limits' value (lambda . b; none
+            # for a newly priced one) only just binds and takes the step as it is: a x4 cap
+            # from there took 10k seed 2's warehouse price 12 -> 48 -> 190 -> 762 -> 951,
+            # four rounds for one
             old = lam[idx]
-            # a price worth under 10% of the priced limits' value (lambda . b) is a limit
-            # that only just binds: like a newly priced one it takes the step as it is (a
-            # x4 cap from there took 10k seed 2's warehouse price 12 -> 48 -> 190 -> 762
-            # -> 951, four rounds for one)
             worth = np.abs(lam * np.where(act, rhs, 0.0))
-            faint = worth[idx] < 0.1 * worth.sum()
-            trial = np.where((old > 0) & ~faint, np.clip(trial, 0.1 * old, 4.0 * old), trial)
+            capped = worth[idx] > 0.1 * worth.sum()
+            trial = np.where(capped, np.clip(trial, 0.1 * old, 4.0 * old), trial)
             if not np.all(np.isfinite(trial)):
                 break  # the model says nothing useful here; leave it to the cutting planes
             new[idx] = trial
