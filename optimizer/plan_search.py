@@ -192,6 +192,11 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
         return (out.x is not None and math.isfinite(out.bound)
                 and out.objective - out.bound <= gap * abs(out.objective))
 
+    def finished(why: str) -> SearchResult:
+        out.termination = "optimal"
+        out.message = "; ".join(notes + [why])
+        return out
+
     if start is not None:
         offer(np.asarray(start, dtype=float), "start")
     # -- 1. LP bound
@@ -231,9 +236,22 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
             notes.append("LP relaxation not solved within half the time left: no LP bound")
         del h
     if done():
-        out.termination = "optimal"
-        out.message = "; ".join(notes + ["the LP bound proves the gap"])
-        return out
+        return finished("the LP bound proves the gap")
+    # -- 2a. LP-guided plan by truck group
+    if heuristic and groups and strong and y_lp is not None and len(truck_groups(data)) > 1:
+        t1 = time.perf_counter()
+        budget = left()
+        gp = group_plan(data, x_lp, y_lp, gap=gap, workers=workers, bound=out.bound,
+                        deadline=None if budget is None else t1 + group_share * budget)
+        notes.append(f"LP-guided MIPs by truck group: {gp.message}")
+        if gp.x is not None and not offer(gp.x, "LP-guided by truck group"):
+            # a group that overran its share of a limit: postponing orders may mend it
+            offer(repair_forward(data, gp.x), "LP-guided by truck group, repaired")
+        out.heuristic_seconds += time.perf_counter() - t1
+    if done():
+        return finished("the LP bound proves the gap; full MIP not needed")
+    # the whole model is built only now: not at all when the groups' plan is within the gap,
+    # and after the group streams' fork, which then copies less
     mip = to_highs(pm)
     for k, v in (MIP_OPTIONS | (options or {})).items():
         mip.setOptionValue(k, v)
@@ -256,21 +274,6 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
 
     mip.cbMipImprovingSolution += on_improving
     mip.cbMipInterrupt += on_interrupt
-    # -- 2a. LP-guided plan by truck group
-    if heuristic and groups and strong and y_lp is not None and len(truck_groups(data)) > 1:
-        t1 = time.perf_counter()
-        budget = left()
-        gp = group_plan(data, x_lp, y_lp, gap=gap, workers=workers, bound=out.bound,
-                        deadline=None if budget is None else t1 + group_share * budget)
-        notes.append(f"LP-guided MIPs by truck group: {gp.message}")
-        if gp.x is not None and not offer(gp.x, "LP-guided by truck group"):
-            # a group that overran its share of a limit: postponing orders may mend it
-            offer(repair_forward(data, gp.x), "LP-guided by truck group, repaired")
-        out.heuristic_seconds += time.perf_counter() - t1
-    if done():
-        out.termination = "optimal"
-        out.message = "; ".join(notes + ["the LP bound proves the gap; full MIP not needed"])
-        return out
     # -- 2b. LP-guided plan on the whole model
     if heuristic and y_lp is not None:
         t1 = time.perf_counter()
@@ -300,9 +303,7 @@ def matrix_plan(data: LotSizingData, *, strong: bool = True, gap: float = 1e-2,
         out.heuristic_seconds += time.perf_counter() - t1
         _set_open(mip, pm, None)
     if done():
-        out.termination = "optimal"
-        out.message = "; ".join(notes + ["the LP bound proves the gap; full MIP not needed"])
-        return out
+        return finished("the LP bound proves the gap; full MIP not needed")
     # -- 3. full MIP from the best plan
     t1 = time.perf_counter()
     stage["name"] = "MIP"
