@@ -279,10 +279,13 @@ def _stream(data, parts, ks, x_lp, on_lp, y_lp, share_b, share_w, penalty, gap, 
     plans, outcomes = {}, {}
     weight = np.array([float((y_lp[parts[k]] > _OPEN).sum()) + 1.0 for k in ks])
 
+    def others(k):
+        """Use of the stream's other groups: their plan if solved, else their LP plan."""
+        return (sum(spend[o] for o in ks if o != k), sum(space[o] for o in ks if o != k))
+
     def solve(k, limit, start=None):
         idx = parts[k]
-        others_b = sum(spend[o] for o in ks if o != k)
-        others_w = sum(space[o] for o in ks if o != k)
+        others_b, others_w = others(k)
         return _solve_group(data, idx, y_lp[idx] > _OPEN, share_b - others_b,
                             share_w - others_w, penalty, gap, limit, start=start)
 
@@ -308,8 +311,7 @@ def _stream(data, parts, ks, x_lp, on_lp, y_lp, share_b, share_w, penalty, gap, 
 
     def score(k, x):
         b, w = use(k, x)
-        others_b = sum(spend[o] for o in ks if o != k)
-        others_w = sum(space[o] for o in ks if o != k)
+        others_b, others_w = others(k)
         over_b = np.maximum(others_b + b - share_b, 0.0).sum()
         over_w = np.where(np.isfinite(share_w), np.maximum(others_w + w - share_w, 0.0),
                           0.0).sum()
