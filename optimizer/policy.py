@@ -303,47 +303,72 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         hi = np.where(guided, np.maximum(g * (1 + width), lo * (1 + np.minimum(width, 1e-3))),
                       hi)
 
-    def fill_of(parts):
-        """f - target of several disjoint (rows, prices) parts in one solve, one array per
-        part: each SKU's own sequence of prices is what separate passes would try, but a
-        pass of a few dozen SKUs costs as much fixed overhead as one of thousands (a warm
-        5,000-SKU round: 7 passes, 3 of them under 130 SKUs and 15 ms of 110)."""
-        rows = np.concatenate([r for r, _ in parts])
-        if not rows.size:
-            return [np.zeros(0) for _ in parts]
-        f = fill_at(np.concatenate([v for _, v in parts]), rows)[1] - target[rows]
-        return np.split(f, np.cumsum([r.size for r, _ in parts])[:-1])
+    # a guided SKU whose first price lands on the wrong side tries these multiples of it
+    # (up, or their inverses down) in one pass: the search's later passes are few-SKU
+    # solves that cost their fixed overhead each (a warm 5,000-SKU round spent as long on
+    # five such passes as on its first), and a ladder brackets the price in one
+    rungs = 1.0 + np.array([3e-4, 1e-3, 2e-3, 4e-3, 7e-3, 9e-3, 1.1e-2, 1.4e-2, 2e-2, 4e-2,
+                            0.1, 0.25])
 
-    def step_down(retry, factor):
-        # the lower end must miss the target; where it meets it, it is an upper end instead,
-        # and the lower end steps down (by 25% once for a guided SKU, then to the SKU's own
-        # price)
-        hi[retry], f_hi[retry] = lo[retry], f_lo[retry]
-        lo[retry] = np.maximum(lo[retry] / factor, base_lo[retry])
-        return retry, lo[retry]
+    def ladder(parts):
+        """One pass over several prices per SKU. parts: (rows, prices ascending per row
+        (rows, w), whether each row's lo meets the target). Each SKU's bracket becomes the
+        tightest the pass shows: hi the cheapest price meeting the target (its solution
+        kept), lo the dearest one below it that misses; a SKU meeting at none of its prices
+        keeps lo -> hi (met) or moves both ends to its dearest price (missed), whose
+        widening follows."""
+        parts = [p for p in parts if p[0].size]
+        if not parts:
+            return
+        rows_all = np.concatenate([np.repeat(r, c.shape[1]) for r, c, _ in parts])
+        s = si.optimize(_with_penalty(sub.take(rows_all), np.concatenate(
+            [c.ravel() for _, c, _ in parts])), sub_ltd.take(rows_all),
+            warm=tuple(a[rows_all] for a in near))
+        gap_all = (1.0 - sub_ltd.take(rows_all).loss(s.reorder_point) / s.order_quantity
+                   - target[rows_all])
+        start = 0
+        for rows, c, met in parts:
+            k, w = c.shape
+            f = gap_all[start:start + k * w].reshape(k, w)
+            meets = f >= 0
+            found = meets.any(axis=1)
+            j = np.where(found, np.argmax(meets, axis=1), w - 1)
+            ar = np.arange(k)
+            pick = start + ar * w + j
+            start += k * w
+            near[0][rows], near[1][rows] = s.order_quantity[pick], s.reorder_point[pick]
+            near[2][rows] = s.vehicles_per_order[pick]
+            at, pk = rows[found], pick[found]
+            keep["z"][at], keep["r"][at] = s.order_quantity[pk], s.reorder_point[pk]
+            keep["n"][at], keep["f"][at] = s.vehicles_per_order[pk], s.objective[pk]
+            keep["notes"][at] = s.notes[pk]
+            lo_old, f_lo_old = lo[rows].copy(), f_lo[rows].copy()
+            below = np.maximum(j - 1, 0)
+            hi[rows] = np.where(found, c[ar, j], np.where(met, lo_old, c[ar, -1]))
+            f_hi[rows] = np.where(found, f[ar, j], np.where(met, f_lo_old, f[ar, -1]))
+            # lo: the price below the first that meets (a miss); a met row meeting even at
+            # its lowest price (its own) has lo there, which ends its search
+            lo[rows] = np.where(found & (j > 0), c[ar, below],
+                                np.where(found, np.where(met, c[ar, 0], lo_old), c[ar, -1]))
+            f_lo[rows] = np.where(found & (j > 0), f[ar, below],
+                                  np.where(found, np.where(met, f[ar, 0], f_lo_old),
+                                           f[ar, -1]))
 
     f_first = fill_at(np.where(one_sided, hi, lo), with_rest=True)[1] - target
     f_lo = np.where(one_sided, np.nan, f_first)  # NaN: a lower end taken on trust
     f_hi = np.where(one_sided, f_first, np.nan)
-    # a trusted SKU that misses at its upper end: that end is a lower end, and the next
-    # pass tries one step above it with the SKUs that missed at theirs
+    # a trusted SKU that misses at its upper end: that end is a lower end, and it climbs
+    # the ladder with the other guided SKUs that missed at theirs
     miss = np.flatnonzero(one_sided & (f_first < 0))
     lo[miss], f_lo[miss] = hi[miss], f_first[miss]
-    hi[miss] = hi[miss] * (1 + 10 * trusted_width)
-    # the SKUs that miss at lo get their upper end tried in the same pass as the first step
-    # down of those that meet it
+    # one pass for the rest of the first bracket: the guided SKUs try the ladder on the
+    # side their first price pointed to, the unguided ones that missed their upper end
     up = np.flatnonzero(f_lo < 0)
-    r1 = np.flatnonzero((f_lo >= 0) & (lo > base_lo) & guided)
-    f_lo[r1], f_hi[up] = fill_of([step_down(r1, 1.25), (up, hi[up])])
-    grow = np.where(guided, 1.25, 4.0)
-    # the second step down (to the SKU's own price) shares a pass with the first widening
-    # of the brackets whose upper end still misses (disjoint SKUs)
-    r2 = np.flatnonzero((f_lo >= 0) & (lo > base_lo))
-    short = np.flatnonzero(f_hi < 0)
-    lo[short], f_lo[short] = hi[short], f_hi[short]
-    hi[short] = hi[short] * grow[short]
-    grow[short] = 4.0  # a guess off by more than 25%: wide steps
-    f_lo[r2], f_hi[short] = fill_of([step_down(r2, np.inf), (short, hi[short])])
+    down = np.flatnonzero((f_lo >= 0) & (lo > base_lo) & guided)
+    rise, plain = up[guided[up]], up[~guided[up]]
+    ladder([(rise, lo[rise, None] * rungs, False), (plain, hi[plain, None], False),
+            (down, np.maximum(np.column_stack([base_lo[down], lo[down, None] / rungs[::-1]]),
+                              base_lo[down, None]), True)])
     done = f_lo >= 0  # the SKU's own shortage price already meets its target
     hi = np.where(done, lo, hi)
     f_hi = np.where(done, f_lo, f_hi)
@@ -353,8 +378,8 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
             break
         lo = np.where(short, hi, lo)
         f_lo = np.where(short, f_hi, f_lo)
-        hi = np.where(short, hi * grow, hi)
-        grow = np.where(short, 4.0, grow)  # a guess off by more than 25%: wide steps
+        # x4 a pass (a guided SKU here has missed its whole ladder: its guess is >25% off)
+        hi = np.where(short, hi * 4.0, hi)
         rows = np.flatnonzero(short)
         f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
     # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi); a SKU
