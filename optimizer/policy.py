@@ -217,13 +217,14 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
 
     The target b(R) <= (1 - beta) Z is priced: for a shortage price P the optimum's fill
     rate rises with P, so the smallest P meeting the target (found by regula falsi on log P
-    with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering + holding under the target
-    (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose own penalty already meets
-    the target keep it. `penalty_guess` (per SKU, e.g. the previous pricing round's)
-    narrows the first bracket. `bound_tol` (pricing rounds of `solve`): also stop once the
-    open SKUs together can move the Lagrangian bound by less than this share of the cost;
-    None (single-item policies) pins every price to `tol`. `warm` = (Z, R, vehicles) of a
-    nearby problem (the last
+    with the Illinois safeguard, vectorised over SKUs) gives the optimum of ordering +
+    holding under the target (Lagrangian relaxation of b(R) <= (1 - beta) Z). SKUs whose
+    own penalty already meets the target keep it. `penalty_guess` (per SKU, e.g. the
+    previous pricing round's) narrows the first bracket to +-`guess_width`; a SKU whose
+    guess lands on the wrong side tries a ladder of prices beyond it in one pass.
+    `bound_tol` (pricing rounds of `solve`): also stop once the open SKUs together can move
+    the Lagrangian bound by less than this share of the cost; None (single-item policies)
+    pins every price to `tol`. `warm` = (Z, R, vehicles) of a nearby problem (the last
     pricing round's) starts every single-item solve there (see `single_item.optimize`).
     `guess_trusted` (per SKU, bool): guesses accurate to about `trusted_width`
     (`predict_floor_prices` converged); those SKUs are solved first at the guess raised by
