@@ -1,5 +1,7 @@
 """Small instances built directly from arrays (bypassing file I/O) for model tests."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -83,3 +85,25 @@ def limited_cases(count: int = 4, **solve_kw) -> list:
         if len(out) == count:
             break
     return out
+
+
+class Lazy(Sequence):
+    """The list `make()` returns, built on first use: a test module's exact MIP optima are
+    solved by the process that runs its tests, not by every process that collects it (a
+    parallel run's workers import every module; the optima took 2 min 40 s of each
+    collection)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._items = None
+
+    def _list(self) -> list:
+        if self._items is None:
+            self._items = list(self._make())
+        return self._items
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+    def __len__(self) -> int:
+        return len(self._list())

@@ -8,7 +8,7 @@ import numpy as np
 import pyomo.environ as pyo
 import pytest
 
-from builders import limited_cases
+from builders import Lazy, limited_cases
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
@@ -19,7 +19,7 @@ from optimizer.plan_decompose import decomposed_plan, subset, truck_groups
 EXACT = 1e-9
 
 
-CASES = limited_cases()
+CASES = Lazy(limited_cases)
 
 
 def test_cases_have_binding_limits():

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from builders import limited_cases
+from builders import Lazy, limited_cases
 
 from optimizer import plan_groups, plan_matrix
 from optimizer.plan import check_plan, evaluate, result_from_orders, solve_plan_data
@@ -21,7 +21,8 @@ from optimizer.plan_search import matrix_plan
 EXACT = 1e-9
 
 
-CASES = [(data, opt) for _, data, opt in limited_cases(price=False, heuristic=False)]
+CASES = Lazy(lambda: [(data, opt) for _, data, opt in
+                     limited_cases(price=False, heuristic=False)])
 
 
 def _lp(data):

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from builders import limited_plan_data, small_plan_fields
+from builders import Lazy, limited_plan_data, small_plan_fields
 
 from formulations.lot_sizing import LotSizingData, build_lot_sizing
 from optimizer.highs import solve_model
@@ -39,8 +39,8 @@ def _cases(seeds, backlog=False):
 
 
 # seeds whose limits leave a plan and whose exact MIP takes about a second here
-CASES = _cases([2, 4, 5, 6])
-BACKLOG = _cases([2, 5], backlog=True)
+CASES = Lazy(lambda: _cases([2, 4, 5, 6]))
+BACKLOG = Lazy(lambda: _cases([2, 5], backlog=True))
 
 
 def _strong_lp(data) -> float:
@@ -90,7 +90,7 @@ def test_sku_lps_lift_the_bound_and_stay_below_the_strong_lp(case):
     # each SKU's own LP (with its MOQ row) bounds its priced problem at least as well as
     # its shortest path; swapped in, the bound stays below the strong model's LP bound.
     # Measured: +2.96 on the first case, +114.08 and +134.40 on the two with back-orders
-    data, opt = (CASES + BACKLOG)[case]
+    data, opt = [*CASES, *BACKLOG][case]
     cb = column_generation(data, time_limit=10.0)
     per = SingleItemPaths(data).priced(cb.price_budget, cb.price_space)[0]
     lp = sku_lp_values(data, np.arange(data.n), cb.price_budget, cb.price_space)
