@@ -254,10 +254,24 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
     near = [np.full(idx.size, np.nan) for _ in range(3)] if warm is None else \
         [a[idx].copy() for a in warm]
 
+    def over_target(rows, s):
+        """Fill rate minus target of solution `s` of the floor SKUs `rows` (one per entry)."""
+        return 1.0 - sub_ltd.take(rows).loss(s.reorder_point) / s.order_quantity - target[rows]
+
+    def record(rows, s, pick, meets):
+        """Solution pick[j] of `s` is where SKU rows[j]'s next solve starts and, where
+        meets[j], its solution at the upper end (the one returned)."""
+        near[0][rows], near[1][rows] = s.order_quantity[pick], s.reorder_point[pick]
+        near[2][rows] = s.vehicles_per_order[pick]
+        at, pk = rows[meets], pick[meets]
+        keep["z"][at], keep["r"][at] = s.order_quantity[pk], s.reorder_point[pk]
+        keep["n"][at], keep["f"][at] = s.vehicles_per_order[pk], s.objective[pk]
+        keep["notes"][at] = s.notes[pk]
+
     def fill_at(p, rows=None, with_rest=False):
-        """Solve the floor SKUs `rows` at shortage prices p; with_rest, the SKUs without a
-        floor are solved in the same call (one solve's fixed overhead instead of two; each
-        SKU's answer is its own) and stored."""
+        """Fill rate minus target of the floor SKUs `rows` solved at shortage prices p,
+        recorded; with_rest, the SKUs without a floor are solved in the same call (one
+        solve's fixed overhead instead of two; each SKU's answer is its own) and stored."""
         rows = np.arange(idx.size) if rows is None else rows
         if with_rest and rest.size:
             both = np.concatenate([rest, idx[rows]])
@@ -276,15 +290,9 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         else:
             s = si.optimize(_with_penalty(sub.take(rows), p), sub_ltd.take(rows),
                             warm=tuple(a[rows] for a in near))
-        near[0][rows], near[1][rows] = s.order_quantity, s.reorder_point
-        near[2][rows] = s.vehicles_per_order
-        fill = 1.0 - sub_ltd.take(rows).loss(s.reorder_point) / s.order_quantity
-        meets = fill >= target[rows]
-        at = rows[meets]
-        keep["z"][at], keep["r"][at] = s.order_quantity[meets], s.reorder_point[meets]
-        keep["n"][at], keep["f"][at] = s.vehicles_per_order[meets], s.objective[meets]
-        keep["notes"][at] = s.notes[meets]
-        return s, fill
+        x = over_target(rows, s)
+        record(rows, s, np.arange(rows.size), x >= 0)
+        return x
 
     base_lo = np.maximum(sub.penalty, 1e-9 * sub.hold_r)
     lo = base_lo.copy()
@@ -325,24 +333,18 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         s = si.optimize(_with_penalty(sub.take(rows_all), np.concatenate(
             [c.ravel() for _, c, _ in parts])), sub_ltd.take(rows_all),
             warm=tuple(a[rows_all] for a in near))
-        gap_all = (1.0 - sub_ltd.take(rows_all).loss(s.reorder_point) / s.order_quantity
-                   - target[rows_all])
+        over = over_target(rows_all, s)
         start = 0
         for rows, c, met in parts:
             k, w = c.shape
-            f = gap_all[start:start + k * w].reshape(k, w)
+            f = over[start:start + k * w].reshape(k, w)
             meets = f >= 0
             found = meets.any(axis=1)
             j = np.where(found, np.argmax(meets, axis=1), w - 1)
             ar = np.arange(k)
             pick = start + ar * w + j
             start += k * w
-            near[0][rows], near[1][rows] = s.order_quantity[pick], s.reorder_point[pick]
-            near[2][rows] = s.vehicles_per_order[pick]
-            at, pk = rows[found], pick[found]
-            keep["z"][at], keep["r"][at] = s.order_quantity[pk], s.reorder_point[pk]
-            keep["n"][at], keep["f"][at] = s.vehicles_per_order[pk], s.objective[pk]
-            keep["notes"][at] = s.notes[pk]
+            record(rows, s, pick, found)
             lo_old, f_lo_old = lo[rows].copy(), f_lo[rows].copy()
             below = np.maximum(j - 1, 0)
             hi[rows] = np.where(found, c[ar, j], np.where(met, lo_old, c[ar, -1]))
@@ -355,7 +357,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
                                   np.where(found, np.where(met, f[ar, 0], f_lo_old),
                                            f[ar, -1]))
 
-    f_first = fill_at(np.where(one_sided, hi, lo), with_rest=True)[1] - target
+    f_first = fill_at(np.where(one_sided, hi, lo), with_rest=True)
     f_lo = np.where(one_sided, np.nan, f_first)  # NaN: a lower end taken on trust
     f_hi = np.where(one_sided, f_first, np.nan)
     # a trusted SKU that misses at its upper end: that end is a lower end, and it climbs
@@ -382,7 +384,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         # x4 a pass (a guided SKU here has missed its whole ladder: its guess is >25% off)
         hi = np.where(short, hi * 4.0, hi)
         rows = np.flatnonzero(short)
-        f_hi[rows] = fill_at(hi[rows], rows)[1] - target[rows]
+        f_hi[rows] = fill_at(hi[rows], rows)
     # Illinois (regula falsi) on log P, keeping the bracket f(lo) < 0 <= f(hi); a SKU
     # whose same end is kept three times running (its fill rate jumps at a pack, vehicle
     # or Poisson step, where no secant lands) bisects instead
@@ -410,7 +412,7 @@ def solve_with_service(coef: si.CostCoefficients, ltd: LeadTimeDemand, fill_targ
         x = np.where(open_, x, xh)
         rows = np.flatnonzero(open_)
         f = np.zeros(idx.size)
-        f[rows] = fill_at(np.exp(x[rows]), rows)[1] - target[rows]
+        f[rows] = fill_at(np.exp(x[rows]), rows)
         up = open_ & (f >= 0)
         down = open_ & (f < 0)
         # Illinois: halve the stale end's weight when the same end is kept twice
