@@ -216,6 +216,19 @@ class _Context:
         trusted = binding & conv
         return np.where(trusted, pred, scaled), trusted
 
+    def _solve_priced(self, coef: si.CostCoefficients, lam) -> tuple:
+        """Every SKU's optimum under priced coefficients `coef` (prices `lam`), started
+        from the last round's policies and fill-floor prices, which it then replaces; the
+        solution and the fill-floor prices used. A pricing round's per-SKU work, in this
+        process or in a pricing worker on its part of the SKUs."""
+        guess, trusted = self.penalty_guess(coef)
+        sol, pen = solve_with_service(coef, self.ltd, self.fill_target, penalty_guess=guess,
+                                      guess_trusted=trusted, warm=self._warm,
+                                      bound_tol=_pricing_tol(lam))
+        self._penalty_guess, self._guess_coef = pen, coef
+        self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
+        return sol, pen
+
     def _price_in_workers(self, lam):
         """The same pricing on two worker processes, one half of the SKUs each (the
         machine has two cores; the per-SKU work is independent). Each half has its own
@@ -274,15 +287,10 @@ class _Context:
         coef = self.priced(lam)
         if self.n >= PARALLEL_MIN_SKUS and self.parallel and _CAN_FORK:
             sol, penalty_used = self._price_in_workers(lam)
+            self._penalty_guess = penalty_used
+            self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
         else:
-            guess, trusted = self.penalty_guess(coef)
-            sol, penalty_used = solve_with_service(coef, self.ltd, self.fill_target,
-                                                   penalty_guess=guess, guess_trusted=trusted,
-                                                   warm=self._warm,
-                                                   bound_tol=_pricing_tol(lam))
-            self._guess_coef = coef
-        self._penalty_guess = penalty_used
-        self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
+            sol, penalty_used = self._solve_priced(coef, lam)
         z, r = sol.order_quantity, sol.reorder_point
         cost = si.evaluate(self.base, self.ltd, z, r)
         use = self.usage(z, r)
@@ -419,13 +427,7 @@ def _worker_init(instance, limits, halves):
 def _worker_price(args):
     k, lam = args
     ctx = _WORKER["ctx"][k]
-    coef = ctx.priced(lam)
-    guess, trusted = ctx.penalty_guess(coef)
-    sol, pen = solve_with_service(coef, ctx.ltd, ctx.fill_target, penalty_guess=guess,
-                                  guess_trusted=trusted, warm=ctx._warm,
-                                  bound_tol=_pricing_tol(lam))
-    ctx._penalty_guess, ctx._guess_coef = pen, coef
-    ctx._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
+    sol, pen = ctx._solve_priced(ctx.priced(lam), lam)
     return (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order, sol.objective,
             sol.notes, pen)
 
