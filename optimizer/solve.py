@@ -286,9 +286,8 @@ class _Context:
         inst = self.inst
         coef = self.priced(lam)
         if self.n >= PARALLEL_MIN_SKUS and self.parallel and _CAN_FORK:
+            # (each worker keeps its own part's start for the next round)
             sol, penalty_used = self._price_in_workers(lam)
-            self._penalty_guess = penalty_used
-            self._warm = (sol.order_quantity, sol.reorder_point, sol.vehicles_per_order)
         else:
             sol, penalty_used = self._solve_priced(coef, lam)
         z, r = sol.order_quantity, sol.reorder_point
